@@ -17,6 +17,7 @@ from neo_sdk.catalog import (
     import_dataframe,
     import_file,
     leave_one_out,
+    parse_timestamp,
     temporal_split,
 )
 from neo_sdk.errors import (
@@ -60,5 +61,6 @@ __all__ = [
     "import_dataframe",
     "import_file",
     "leave_one_out",
+    "parse_timestamp",
     "temporal_split",
 ]

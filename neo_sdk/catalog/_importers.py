@@ -261,10 +261,12 @@ def _number(value: Any) -> float:
 
 
 def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
+    return value is None or value == [] or (isinstance(value, str) and not value.strip())
 
 
 def _text(value: Any) -> str:
+    if isinstance(value, list):  # a RecBole token_seq used as a scalar (e.g. a title)
+        return " ".join(str(v) for v in value).strip()
     return value.strip() if isinstance(value, str) else str(value)
 
 

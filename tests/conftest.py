@@ -1,0 +1,41 @@
+"""Shared fixtures: the self-authored sample catalog (``catalog/sample``) in a temp SQLite file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "catalog" / "sample"
+MALFORMED = Path(__file__).parent / "data" / "malformed"
+
+
+def build_sample_catalog(path: str | Path):
+    """The sample catalog imported through the public importers, as a user would."""
+    from neo_sdk import Catalog, import_file
+
+    catalog = Catalog(path)
+    catalog.declare_type("book", ["title", "genres", "year", "description"])
+    catalog.declare_type("author", ["title", "genres", "description"])
+    import_file(catalog, SAMPLE / "items.csv", "items")
+    import_file(catalog, SAMPLE / "relations.csv", "relations")
+    import_file(catalog, SAMPLE / "users.jsonl", "users")
+    import_file(catalog, SAMPLE / "interactions.csv", "interactions")
+    return catalog
+
+
+@pytest.fixture
+def sample_catalog(tmp_path: Path):
+    catalog = build_sample_catalog(tmp_path / "sample.db")
+    yield catalog
+    catalog.close()
+
+
+def snapshot(catalog) -> list[str]:
+    """Every row of every table, as SQL: equal snapshots mean an unchanged database."""
+    return list(catalog.db.conn.iterdump())
