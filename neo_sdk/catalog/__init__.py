@@ -3,12 +3,14 @@
 Must not import torch.
 """
 
+from neo_sdk.catalog._datasets import DATASETS, load_dataset
 from neo_sdk.catalog._importers import ImportReport, import_dataframe, import_file, parse_timestamp
 from neo_sdk.catalog._splits import Split, leave_one_out, temporal_split
 from neo_sdk.catalog._store import Catalog, EntityType, Interaction, Item, Relation
 
 __all__ = [
     "Catalog",
+    "DATASETS",
     "EntityType",
     "ImportReport",
     "Interaction",
@@ -18,6 +20,7 @@ __all__ = [
     "import_dataframe",
     "import_file",
     "leave_one_out",
+    "load_dataset",
     "parse_timestamp",
     "temporal_split",
 ]
