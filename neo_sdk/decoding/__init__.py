@@ -1,0 +1,42 @@
+"""Decoding room: compact typed SID trie, request filters, constrained generation, parsing.
+
+Must not touch SQLite.
+"""
+
+from neo_sdk.decoding._beam import ScoredItem, beam_search_items
+from neo_sdk.decoding._constraint import (
+    FORMATS,
+    OutputFormat,
+    RowState,
+    SIDConstraint,
+    SIDTokens,
+    advance,
+    replay,
+)
+from neo_sdk.decoding._generate import (
+    ItemSegment,
+    Segment,
+    TextSegment,
+    generate_constrained,
+    parse_output,
+)
+from neo_sdk.decoding._trie import SIDTrie, TrieFilter
+
+__all__ = [
+    "FORMATS",
+    "ItemSegment",
+    "OutputFormat",
+    "RowState",
+    "SIDConstraint",
+    "SIDTokens",
+    "SIDTrie",
+    "ScoredItem",
+    "Segment",
+    "TextSegment",
+    "TrieFilter",
+    "advance",
+    "beam_search_items",
+    "generate_constrained",
+    "parse_output",
+    "replay",
+]

@@ -1,0 +1,126 @@
+"""Constrained free-form generation (text and mixed answers) and output parsing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import GenerationConfig, LogitsProcessorList
+
+from neo_sdk.decoding._constraint import OutputFormat, SIDConstraint, SIDTokens
+from neo_sdk.decoding._trie import SIDTrie, TrieFilter
+from neo_sdk.errors import DecodingError
+
+
+@dataclass(frozen=True)
+class TextSegment:
+    """Free text between item references."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ItemSegment:
+    """A complete SID span resolved to a catalog item."""
+
+    item_id: str
+    entity_type: str
+    tokens: tuple[int, ...]
+    score: float | None = None
+
+
+Segment = TextSegment | ItemSegment
+
+
+def generate_constrained(
+    model: torch.nn.Module,
+    prompt: Sequence[int],
+    trie: SIDTrie,
+    tokens: SIDTokens,
+    *,
+    eos_token_id: int,
+    pad_token_id: int | None = None,
+    format: OutputFormat = "mixed",
+    filter: TrieFilter | None = None,
+    max_items: int | None = None,
+    max_new_tokens: int = 96,
+    do_sample: bool = False,
+    temperature: float = 0.7,
+    top_p: float = 0.9,
+    seed: int | None = None,
+) -> list[int]:
+    """Greedy (default) or sampled generation with SID spans constrained to the trie.
+
+    Every generation setting is pinned explicitly, so a model's own ``generation_config`` can
+    never switch on sampling, beams or penalties behind the caller's back.
+
+    Returns:
+        The generated token ids (without the prompt).
+    """
+    if seed is not None:
+        torch.manual_seed(seed)
+    device = next(model.parameters()).device
+    input_ids = torch.as_tensor([list(prompt)], dtype=torch.long, device=device)
+    constraint = SIDConstraint(
+        trie, tokens, input_ids.shape[1], filter=filter, format=format, max_items=max_items,
+        eos_token_id=eos_token_id,
+    )
+    config = GenerationConfig(
+        max_new_tokens=max_new_tokens, do_sample=do_sample, num_beams=1,
+        temperature=temperature if do_sample else None, top_p=top_p if do_sample else None,
+        top_k=None, repetition_penalty=None, eos_token_id=eos_token_id,
+        pad_token_id=pad_token_id if pad_token_id is not None else eos_token_id,
+    )
+    with torch.inference_mode():
+        out = model.generate(
+            input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
+            generation_config=config, logits_processor=LogitsProcessorList([constraint]),
+        )
+    generated = out[0, input_ids.shape[1] :].tolist()
+    if generated and generated[-1] == eos_token_id:
+        generated = generated[:-1]
+    return generated
+
+
+def parse_output(
+    generated: Sequence[int], trie: SIDTrie, tokens: SIDTokens, tokenizer: Any, *, strict: bool = True
+) -> list[Segment]:
+    """Generated token ids -> ordered text and item segments.
+
+    With ``strict`` (the default) an invalid or unterminated span raises :class:`DecodingError`;
+    otherwise such spans are dropped (useful to measure an unconstrained model's invalid rate).
+    """
+    segments: list[Segment] = []
+    text: list[int] = []
+    span: list[int] | None = None
+    for token in list(generated):
+        if span is None:
+            if token == tokens.opener:
+                span = []
+            elif token == tokens.closer:
+                if strict:
+                    raise DecodingError("span closer outside a SID span")
+            else:
+                text.append(token)
+            continue
+        if token != tokens.closer:
+            span.append(token)
+            continue
+        item = trie.lookup(span)
+        if item is None:
+            if strict:
+                raise DecodingError(f"SID span {span} names no catalog item")
+        else:
+            if text:
+                segments.append(TextSegment(tokenizer.decode(text, skip_special_tokens=True)))
+                text = []
+            etype = trie.type_of_first_token(span[0]) or ""
+            segments.append(ItemSegment(item, etype, tuple(span)))
+        span = None
+    if span is not None and strict:
+        raise DecodingError("generation ended inside an unterminated SID span")
+    if text:
+        segments.append(TextSegment(tokenizer.decode(text, skip_special_tokens=True)))
+    return segments
