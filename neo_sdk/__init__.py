@@ -7,6 +7,7 @@ stays fast.
 from __future__ import annotations
 
 from neo_sdk.catalog import (
+    DATASETS,
     Catalog,
     EntityType,
     ImportReport,
@@ -17,6 +18,7 @@ from neo_sdk.catalog import (
     import_dataframe,
     import_file,
     leave_one_out,
+    load_dataset,
     parse_timestamp,
     temporal_split,
 )
@@ -43,6 +45,7 @@ __all__ = [
     "CatalogError",
     "CatalogImportError",
     "ConfigError",
+    "DATASETS",
     "DecodingError",
     "EntityType",
     "ImportProblem",
@@ -61,6 +64,7 @@ __all__ = [
     "import_dataframe",
     "import_file",
     "leave_one_out",
+    "load_dataset",
     "parse_timestamp",
     "temporal_split",
 ]

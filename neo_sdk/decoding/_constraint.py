@@ -154,8 +154,13 @@ class SIDConstraint:
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         generated = input_ids[:, self.prompt_length :].cpu()
-        masked = scores.clone()
-        for row in range(scores.shape[0]):
+        rows = scores.shape[0]
+        # Rows restricted to a few tokens (spans, ids format) are built from -inf up; text rows
+        # keep their scores minus the forbidden tokens, in one vectorised operation.
+        keep = torch.zeros(scores.shape, dtype=torch.bool)
+        text_rows: list[int] = []
+        no_opener: list[int] = []
+        for row in range(rows):
             state = self.state_of(generated[row])
             if state.in_span:
                 allowed = self.allowed_in_span(state)
@@ -164,25 +169,26 @@ class SIDConstraint:
                         f"row {row}: no SID continuation holds an allowed item (filter leaves"
                         f" {self.filter.num_allowed} items); refusing to decode unconstrained"
                     )
-                self._keep_only(masked, row, allowed)
+                keep[row, torch.as_tensor(allowed, dtype=torch.long)] = True
             elif self.format == "ids":
-                if len(state.items) >= (self.max_items or 0):
-                    self._keep_only(masked, row, np.asarray([self.eos_token_id]))
-                else:
-                    self._keep_only(masked, row, np.asarray([self.tokens.opener]))
+                done = len(state.items) >= (self.max_items or 0)
+                keep[row, self.eos_token_id if done else self.tokens.opener] = True
             else:
-                masked[row, self._forbid_in_text] = float("-inf")
+                text_rows.append(row)
                 if self.format == "text" or (
                     self.max_items is not None and len(state.items) >= self.max_items
                 ):
-                    masked[row, self.tokens.opener] = float("-inf")
-            if not torch.isfinite(masked[row]).any():
-                raise DecodingError(f"row {row}: every allowed token has -inf score")
+                    no_opener.append(row)
+        if text_rows:
+            keep[text_rows] = True
+            index = torch.as_tensor(text_rows, dtype=torch.long)
+            keep[index[:, None], self._forbid_in_text[None, :]] = False
+            if no_opener:
+                keep[no_opener, self.tokens.opener] = False
+        masked = scores.masked_fill(~keep.to(scores.device), float("-inf"))
+        dead = ~torch.isfinite(masked).any(dim=-1)
+        if dead.any():
+            raise DecodingError(
+                f"rows {dead.nonzero().flatten().tolist()}: every allowed token has a -inf score"
+            )
         return masked
-
-    @staticmethod
-    def _keep_only(scores: torch.Tensor, row: int, allowed: np.ndarray) -> None:
-        index = torch.as_tensor(allowed, dtype=torch.long)
-        kept = scores[row, index].clone()
-        scores[row] = float("-inf")
-        scores[row, index] = kept

