@@ -69,8 +69,9 @@ def generate_constrained(
     )
     config = GenerationConfig(
         max_new_tokens=max_new_tokens, do_sample=do_sample, num_beams=1,
-        temperature=temperature if do_sample else None, top_p=top_p if do_sample else None,
-        top_k=None, repetition_penalty=None, eos_token_id=eos_token_id,
+        # neutral values when greedy: transformers 5 fills unset fields from the model's config
+        temperature=temperature if do_sample else 1.0, top_p=top_p if do_sample else 1.0,
+        top_k=0, repetition_penalty=1.0, eos_token_id=eos_token_id,
         pad_token_id=pad_token_id if pad_token_id is not None else eos_token_id,
     )
     with torch.inference_mode():

