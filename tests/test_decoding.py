@@ -233,7 +233,7 @@ def tiny_model():
     ids = tokenizer.convert_tokens_to_ids(names)
     tokens = SIDTokens(ids[0], ids[1], np.asarray(ids[2:]))
     rng = np.random.default_rng(0)
-    codes = sorted({tuple(int(x) for x in rng.integers(0, 8, 3)) for _ in range(80)})
+    codes = sorted({tuple(int(x) for x in rng.integers(0, 8, 3)) for _ in range(40)})
     seqs = [[ids[2 + 8 * level + c] for level, c in enumerate(code)] for code in codes]
     trie = SIDTrie.build({"movie": seqs}, {"movie": [f"movie:{k}" for k in range(len(seqs))]})
     prompt = tokenizer.apply_chat_template(

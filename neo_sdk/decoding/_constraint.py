@@ -154,13 +154,10 @@ class SIDConstraint:
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         generated = input_ids[:, self.prompt_length :].cpu()
-        rows = scores.shape[0]
-        # Rows restricted to a few tokens (spans, ids format) are built from -inf up; text rows
-        # keep their scores minus the forbidden tokens, in one vectorised operation.
-        keep = torch.zeros(scores.shape, dtype=torch.bool)
+        masked = scores.clone()
         text_rows: list[int] = []
         no_opener: list[int] = []
-        for row in range(rows):
+        for row in range(scores.shape[0]):
             state = self.state_of(generated[row])
             if state.in_span:
                 allowed = self.allowed_in_span(state)
@@ -169,26 +166,26 @@ class SIDConstraint:
                         f"row {row}: no SID continuation holds an allowed item (filter leaves"
                         f" {self.filter.num_allowed} items); refusing to decode unconstrained"
                     )
-                keep[row, torch.as_tensor(allowed, dtype=torch.long)] = True
             elif self.format == "ids":
                 done = len(state.items) >= (self.max_items or 0)
-                keep[row, self.eos_token_id if done else self.tokens.opener] = True
+                allowed = np.asarray([self.eos_token_id if done else self.tokens.opener])
             else:
                 text_rows.append(row)
                 if self.format == "text" or (
                     self.max_items is not None and len(state.items) >= self.max_items
                 ):
                     no_opener.append(row)
-        if text_rows:
-            keep[text_rows] = True
-            index = torch.as_tensor(text_rows, dtype=torch.long)
-            keep[index[:, None], self._forbid_in_text[None, :]] = False
+                continue
+            # Restricted row: rebuild it from -inf with only the allowed tokens' scores.
+            index = torch.as_tensor(allowed, dtype=torch.long, device=scores.device)
+            kept = scores[row, index]
+            if not torch.isfinite(kept).any():
+                raise DecodingError(f"row {row}: every allowed token has a -inf score")
+            masked[row].fill_(float("-inf"))
+            masked[row, index] = kept
+        if text_rows:  # text rows: forbid SID codes and the closer, all rows in one operation
+            rows = torch.as_tensor(text_rows, dtype=torch.long, device=scores.device)
+            masked[rows[:, None], self._forbid_in_text.to(scores.device)[None, :]] = float("-inf")
             if no_opener:
-                keep[no_opener, self.tokens.opener] = False
-        masked = scores.masked_fill(~keep.to(scores.device), float("-inf"))
-        dead = ~torch.isfinite(masked).any(dim=-1)
-        if dead.any():
-            raise DecodingError(
-                f"rows {dead.nonzero().flatten().tolist()}: every allowed token has a -inf score"
-            )
+                masked[no_opener, self.tokens.opener] = float("-inf")
         return masked
