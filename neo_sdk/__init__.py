@@ -39,6 +39,36 @@ from neo_sdk.errors import (
 
 __version__ = "0.1.0"
 
+# Heavy names (numpy/faiss/torch behind them) load on first use: `import neo_sdk` stays fast.
+_LAZY = {
+    "SIDConfig": "neo_sdk.sids",
+    "SIDTable": "neo_sdk.sids",
+    "assign_new": "neo_sdk.sids",
+    "build_sids": "neo_sdk.sids",
+    "sid_report": "neo_sdk.sids",
+    "SIDVocab": "neo_sdk.vocab",
+    "PromptSet": "neo_sdk.prompts",
+    "load_prompts": "neo_sdk.prompts",
+    "SIDTrie": "neo_sdk.decoding",
+    "TrieFilter": "neo_sdk.decoding",
+    "beam_search_items": "neo_sdk.decoding",
+    "load_base_model": "neo_sdk.model",
+    "TrainSettings": "neo_sdk.training",
+    "train": "neo_sdk.training",
+    "load_bundle": "neo_sdk.bundle",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'neo_sdk' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 __all__ = [
     "BundleError",
     "Catalog",
@@ -55,16 +85,31 @@ __all__ = [
     "MissingAssetError",
     "ModelLoadError",
     "NeoError",
+    "PromptSet",
     "Relation",
+    "SIDConfig",
     "SIDError",
+    "SIDTable",
+    "SIDTrie",
+    "SIDVocab",
     "Split",
+    "TrainSettings",
+    "TrieFilter",
     "UnknownItemError",
     "VocabError",
     "__version__",
+    "assign_new",
+    "beam_search_items",
+    "build_sids",
     "import_dataframe",
     "import_file",
     "leave_one_out",
+    "load_base_model",
+    "load_bundle",
     "load_dataset",
+    "load_prompts",
     "parse_timestamp",
+    "sid_report",
     "temporal_split",
+    "train",
 ]

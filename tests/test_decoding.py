@@ -292,3 +292,27 @@ def test_generate_respects_format_and_ignores_model_sampling_config(tiny_model) 
     mixed = generate_constrained(model, prompt, trie, tokens, eos_token_id=tokenizer.eos_token_id,
                                  format="mixed", max_new_tokens=40, do_sample=True, seed=3)
     parse_output(mixed, trie, tokens, tokenizer)  # strict: raises on any invalid span
+
+
+@pytest.mark.slow
+def test_full_smollm2_decodes_only_valid_items() -> None:
+    """The full 30-layer SmolLM2 (not a slice): every generated item is a catalog item."""
+    from neo_sdk.model import load_base_model
+
+    model, tokenizer = load_base_model()
+    names = ["<|sid|>", "<|/sid|>"] + [f"<|f{level}_{c}|>" for level in range(2) for c in range(8)]
+    tokenizer.add_tokens(names, special_tokens=True)
+    model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    ids = tokenizer.convert_tokens_to_ids(names)
+    tokens = SIDTokens(ids[0], ids[1], np.asarray(ids[2:]))
+    seqs = [[ids[2 + a], ids[10 + b]] for a in range(8) for b in range(8)]
+    trie = SIDTrie.build({"film": seqs}, {"film": [f"film:{k}" for k in range(64)]})
+    prompt = tokenizer(tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Name two films."}], add_generation_prompt=True, tokenize=False))["input_ids"]
+    ranked = beam_search_items(model, [prompt], trie, tokens, k=10)[0]
+    assert len({r.item_id for r in ranked}) == 10
+    assert all(trie.lookup(list(r.tokens)) == r.item_id for r in ranked)
+    out = generate_constrained(model, prompt, trie, tokens, eos_token_id=tokenizer.eos_token_id,
+                               format="ids", max_items=2, max_new_tokens=12)
+    segments = parse_output(out, trie, tokens, tokenizer)
+    assert len(segments) == 2 and all(isinstance(s, ItemSegment) for s in segments)

@@ -242,8 +242,12 @@ class SIDTrie:
         return str(self.item_ids[pos]) if is_item and pos >= 0 else None
 
     def position_of(self) -> dict[str, int]:
-        """Item id -> sorted position (for building filters)."""
-        return {str(item): k for k, item in enumerate(self.item_ids)}
+        """Item id -> sorted position (for building filters); built once, then cached."""
+        cached = self.__dict__.get("_positions")
+        if cached is None:
+            cached = {str(item): k for k, item in enumerate(self.item_ids)}
+            object.__setattr__(self, "_positions", cached)  # frozen dataclass: a derived cache
+        return cached
 
     def type_of_first_token(self, token: int) -> str | None:
         return self.first_token_type.get(int(token))

@@ -1,0 +1,76 @@
+"""``neo train`` and ``neo bundle``: staged training into a bundle; verify and export bundles."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    train = sub.add_parser(
+        "train", help="stage 2 (alignment) and stage 3 (instruction tuning) into a bundle",
+        description="Train a bundle from a catalog whose SIDs are built (neo sids build)."
+                    " Multi-GPU: accelerate launch -m neo_sdk train ...",
+    )
+    train.add_argument("--db", required=True, help="catalog SQLite file with SIDs")
+    train.add_argument("--out", required=True, help="bundle folder to write")
+    train.add_argument("--stage", choices=["align", "instruct", "all"], default="all",
+                       help="instruct continues from the stage-2 bundle at --out")
+    train.add_argument("--max-minutes", type=float, default=15.0, help="budget for both stages")
+    train.add_argument("--max-steps", type=int, help="cap on stage 3 optimizer steps")
+    train.add_argument("--base", default=None, help="base model alias or local HF folder")
+    train.add_argument("--layers", type=int, help="fast preset: keep only the first N layers")
+    train.add_argument("--lora-layers", type=int, default=8, help="LoRA on the top N layers (0: all)")
+    train.add_argument("--full", action="store_true", help="full fine-tuning instead of LoRA")
+    train.add_argument("--batch-size", type=int, default=16)
+    train.add_argument("--lr", type=float, default=5e-4)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    train.add_argument("--no-probes", action="store_true", help="skip the quality probes")
+    train.add_argument("--probe-users", type=int, default=200)
+    train.set_defaults(handler=_train)
+
+    bundle = sub.add_parser("bundle", help="verify or export a trained bundle")
+    commands = bundle.add_subparsers(dest="bundle_command", metavar="COMMAND", required=True)
+    verify = commands.add_parser("verify", help="check checksums and print the manifest summary")
+    verify.add_argument("bundle")
+    verify.set_defaults(handler=_verify)
+    export = commands.add_parser("export", help="write a plain Hugging Face folder")
+    export.add_argument("bundle")
+    export.add_argument("--out", required=True)
+    export.add_argument("--merged", action="store_true", required=True,
+                        help="merge adapters into the weights (the only export form)")
+    export.set_defaults(handler=_export)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from neo_sdk.model import DEFAULT_BASE
+    from neo_sdk.training import TrainSettings, train
+
+    settings = TrainSettings(
+        base=args.base or DEFAULT_BASE, num_hidden_layers=args.layers, stage=args.stage,
+        max_minutes=args.max_minutes, max_steps=args.max_steps, full=args.full,
+        lora_layers=args.lora_layers or None, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+        probe_users=args.probe_users,
+    )
+    metrics = train(args.db, args.out, settings, resume=args.resume, probes=not args.no_probes)
+    print(json.dumps(metrics, indent=1, sort_keys=True))
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from neo_sdk.bundle import read_manifest
+
+    manifest = read_manifest(Path(args.bundle))
+    summary = {k: manifest[k] for k in ("kind", "base_model", "tokenizer_size", "sid_table_hash", "catalog")}
+    summary["files"] = len(manifest["files"])
+    print(json.dumps(summary, indent=1, sort_keys=True))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from neo_sdk.bundle import export_merged
+
+    print(export_merged(args.bundle, args.out))
+    return 0

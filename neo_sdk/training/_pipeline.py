@@ -1,0 +1,156 @@
+"""``neo train``: catalog + SIDs -> stage 2 -> stage 3 -> bundle, within a time budget."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from neo_sdk.catalog import Catalog, leave_one_out
+from neo_sdk.errors import ConfigError
+from neo_sdk.model import DEFAULT_BASE, load_base_model, resolve_base
+from neo_sdk.prompts import default_prompts_dir, load_prompts
+from neo_sdk.sids import SIDTable
+from neo_sdk.tasks import CatalogFacts, build_alignment_examples, build_instruction_examples
+from neo_sdk.training._format import ExampleEncoder
+from neo_sdk.training._loop import plot_losses
+from neo_sdk.training._probe import (
+    build_decoder,
+    probe_next_item,
+    probe_sid_to_type,
+    probe_text_to_sid,
+)
+from neo_sdk.training.alignment import AlignConfig, align, sid_rows
+from neo_sdk.training.instruction import InstructConfig, instruct
+from neo_sdk.vocab import SIDVocab
+
+log = logging.getLogger(__name__)
+
+Stage = Literal["align", "instruct", "all"]
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Everything ``neo train`` can set; saved in the bundle manifest."""
+
+    base: str = field(default=DEFAULT_BASE, metadata={"help": "base model alias or local HF folder"})
+    num_hidden_layers: int | None = field(default=None, metadata={"help": "fast preset: first N layers"})
+    stage: str = field(default="all", metadata={"help": "align, instruct or all"})
+    max_minutes: float = field(default=15.0, metadata={"help": "budget for both stages together"})
+    align_share: float = field(default=0.3, metadata={"help": "share of the budget for stage 2"})
+    max_steps: int | None = field(default=None, metadata={"help": "stage 3 step cap"})
+    full: bool = field(default=False, metadata={"help": "full fine-tuning in stage 3 instead of LoRA"})
+    lora_layers: int | None = 8
+    batch_size: int = 16
+    lr: float = 5e-4
+    max_history: int = 10
+    cuts_per_user: int = 4
+    instruction_tasks: tuple[str, ...] = ("next_item", "search", "explain", "profile", "like_this")
+    target_type: str = field(default="movie", metadata={"help": "type of next-item probes"})
+    probe_users: int = 200
+    probe_items: int = 200
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.stage not in ("align", "instruct", "all"):
+            raise ConfigError(f"stage must be align, instruct or all (got {self.stage!r})")
+        if self.max_minutes <= 0 or not 0 < self.align_share < 1:
+            raise ConfigError("max_minutes must be > 0 and align_share in (0, 1)")
+
+
+def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: bool = False,
+          probes: bool = True) -> dict[str, Any]:
+    """Train a bundle from a catalog with SIDs. Returns the metrics written to the manifest."""
+    from neo_sdk.bundle import load_bundle, save_bundle
+
+    from accelerate import PartialState
+
+    main_process = PartialState().is_main_process  # under `accelerate launch`, one writer
+    probes = probes and main_process
+    started = time.perf_counter()
+    out = Path(out)
+    work = out.with_name(out.name + ".work")
+    work.mkdir(parents=True, exist_ok=True)
+    catalog = Catalog(db)
+    table = SIDTable.load(catalog)
+    prompts = load_prompts()
+    metrics: dict[str, Any] = {"stage": settings.stage}
+    curves: dict[str, list[float]] = {}
+    torch.manual_seed(settings.seed)
+
+    if settings.stage == "instruct":  # continue from a stage-2 bundle at `out`
+        contents = load_bundle(out, catalog=catalog, merge=False)
+        model, tokenizer, vocab = contents.model, contents.tokenizer, contents.vocab
+        metrics.update(contents.manifest.get("metrics", {}))
+    else:
+        device = "cuda" if torch.cuda.is_available() else None
+        model, tokenizer = load_base_model(settings.base, num_hidden_layers=settings.num_hidden_layers,
+                                           device=device)
+        vocab = SIDVocab.from_table(table)
+        vocab.attach(tokenizer)
+        vocab.resize_model(model, seed=settings.seed)
+    encoder = ExampleEncoder(tokenizer, vocab, system=prompts.system)
+    facts = CatalogFacts(catalog, prompts)
+    titles = {i: facts.label(i) for t in facts.by_type for i in facts.by_type[t]}
+
+    if settings.stage in ("align", "all"):
+        examples = build_alignment_examples(catalog, prompts, seed=settings.seed, facts=facts)
+        result = align(model, tokenizer, vocab, table, examples, AlignConfig(seed=settings.seed),
+                       titles=titles, encoder=encoder, checkpoint_dir=work / "align", resume=resume)
+        metrics["align"] = result.to_json() | {"examples": len(examples)}
+        curves["stage 2 output fit"] = result.fit_losses
+        if probes:
+            decoder = build_decoder(model, encoder)
+            metrics["align"]["sid_to_type"] = probe_sid_to_type(decoder, facts, prompts, n=settings.probe_items)
+            metrics["align"]["text_to_sid"] = probe_text_to_sid(decoder, facts, prompts, n=settings.probe_items)
+            log.info("stage 2 probes: %s", {k: metrics["align"][k] for k in ("sid_to_type", "text_to_sid")})
+
+    full = False
+    if settings.stage in ("instruct", "all"):
+        split = leave_one_out(catalog)
+        examples = build_instruction_examples(
+            catalog, split, prompts, seed=settings.seed, tasks=settings.instruction_tasks,
+            max_history=settings.max_history, cuts_per_user=settings.cuts_per_user,
+        )
+        encoded = [encoder.encode(e) for e in examples]
+        spent = (time.perf_counter() - started) / 60
+        minutes = max(0.5, settings.max_minutes - spent - (2.0 if probes else 0.0))
+        config = InstructConfig(
+            full=settings.full, lora_layers=settings.lora_layers, max_minutes=minutes,
+            max_steps=settings.max_steps, batch_size=settings.batch_size, lr=settings.lr, seed=settings.seed,
+        )
+        model, loop = instruct(model, encoded, config, new_rows=sid_rows(vocab),
+                               pad_id=int(tokenizer.pad_token_id), checkpoint_dir=work / "instruct",
+                               resume=resume)
+        full = settings.full
+        curves["stage 3"] = loop.losses
+        metrics["instruct"] = {"loop": {k: v for k, v in loop.to_json().items() if k != "losses"},
+                               "examples": len(examples), "config": dataclasses.asdict(config)}
+        if probes:
+            decoder = build_decoder(model, encoder)
+            metrics["instruct"]["next_item_valid"] = probe_next_item(
+                decoder, split, prompts, entity_type=settings.target_type, n=settings.probe_users,
+                max_history=settings.max_history)
+            log.info("stage 3 probe: %s", metrics["instruct"]["next_item_valid"])
+    metrics["seconds"] = round(time.perf_counter() - started, 1)
+    png = plot_losses(curves, work / "loss.png") if any(curves.values()) else None
+    kind_full = full if settings.stage != "align" else None
+    if not main_process:
+        catalog.close()
+        return metrics
+    save_bundle(
+        out, model=model, tokenizer=tokenizer, vocab=vocab, table=table, base_ref=settings.base,
+        base_folder=resolve_base(settings.base), prompts_dir=default_prompts_dir(), catalog_path=str(db),
+        training=dataclasses.asdict(settings), metrics=json.loads(json.dumps(metrics)),
+        kind="rows" if kind_full is None else ("full" if kind_full else "lora"),
+        num_hidden_layers=settings.num_hidden_layers,
+        extra_files={"loss.png": png} if png else None,
+    )
+    catalog.close()
+    return metrics

@@ -1,0 +1,136 @@
+"""Quick quality probes run after each stage (on a fixed sample, seeded), reported in the bundle.
+
+* ``sid_to_type``: greedy answer to an eval-family "type of {item}?" starts with the right type.
+* ``text_to_sid``: the item named by an eval-family query (phrasings never trained on) is in the
+  constrained top-10 of its type.
+* ``next_item``: HR@10 / NDCG@10 on the leave-one-out **validation** targets, already-seen items
+  excluded by the trie, next to popularity-excluding-seen on the same users.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from neo_sdk.catalog import Split
+from neo_sdk.decoding import SIDTokens, SIDTrie, TrieFilter, beam_search_items
+from neo_sdk.prompts import PromptSet
+from neo_sdk.tasks import CatalogFacts, Example, format_history, item_marker, item_queries
+from neo_sdk.training._format import ExampleEncoder
+
+
+@dataclass(frozen=True)
+class Decoder:
+    """What a probe needs to decode: model, encoder, trie and its tokens."""
+
+    model: Any
+    encoder: ExampleEncoder
+    trie: SIDTrie
+    tokens: SIDTokens
+
+
+def build_decoder(model: Any, encoder: ExampleEncoder, active_only: bool = True) -> Decoder:
+    """A trie over the vocabulary's SID table (active items only by default)."""
+    vocab = encoder.vocab
+    table = vocab.table
+    sequences, ids = {}, {}
+    for etype in table.entity_types:
+        t = table.by_type(etype)
+        grid = vocab.code_token_ids(etype)
+        keep = t.active if active_only else np.ones(len(t), dtype=bool)
+        codes = t.codes[keep].astype(np.int64)
+        sequences[etype] = grid[np.arange(codes.shape[1])[None, :], codes]
+        ids[etype] = [str(i) for i in t.item_ids[keep]]
+    trie = SIDTrie.build(sequences, ids)
+    tokens = SIDTokens(vocab.opener_id, vocab.closer_id, vocab.sid_token_ids())
+    return Decoder(model, encoder, trie, tokens)
+
+
+def _sample(values: Sequence[Any], n: int, seed: int) -> list[Any]:
+    values = sorted(values)
+    return values if len(values) <= n else random.Random(seed).sample(values, n)
+
+
+@torch.no_grad()
+def probe_sid_to_type(decoder: Decoder, facts: CatalogFacts, prompts: PromptSet, *, n: int = 200,
+                      seed: int = 0) -> float:
+    """Share of sampled items whose type the model names first (greedy, eval phrasings)."""
+    rng = random.Random(seed)
+    items = _sample([i for t in facts.by_type for i in facts.by_type[t]], n, seed)
+    correct = 0
+    for item in tqdm(items, desc="probe sid->type", unit="item"):
+        prompt = prompts.render("sid_to_type", "eval", rng, item=item_marker(item))
+        ids = torch.tensor([decoder.encoder.prompt_ids(prompt)], device=decoder.model.device)
+        out = decoder.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=3,
+                                     do_sample=False, num_beams=1, pad_token_id=decoder.encoder.end_id)
+        text = decoder.encoder.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+        correct += text.strip().lower().startswith(facts.type_of(item))
+    return correct / max(1, len(items))
+
+
+def probe_text_to_sid(decoder: Decoder, facts: CatalogFacts, prompts: PromptSet, *, n: int = 200,
+                      seed: int = 0, k: int = 10) -> dict[str, float]:
+    """hit@1 / hit@k of eval-family queries, beams restricted to the query's type."""
+    rng = random.Random(seed)
+    items = _sample([i for t in facts.by_type for i in facts.by_type[t]], n, seed)
+    hits1 = hitsk = 0
+    for item in tqdm(items, desc="probe text->sid", unit="item"):
+        etype = facts.type_of(item)
+        _, query = rng.choice(item_queries(facts, item))
+        prompt = prompts.render("text_to_sid", "eval", rng, query=query, type=etype)
+        flt = TrieFilter.create(decoder.trie, entity_types=[etype])
+        ranked = beam_search_items(decoder.model, [decoder.encoder.prompt_ids(prompt)], decoder.trie,
+                                   decoder.tokens, k=k, filters=flt)[0]
+        got = [r.item_id for r in ranked]
+        hits1 += bool(got[:1] == [item])
+        hitsk += item in got
+    return {"hit@1": hits1 / max(1, len(items)), f"hit@{k}": hitsk / max(1, len(items))}
+
+
+def probe_next_item(decoder: Decoder, split: Split, prompts: PromptSet, *, entity_type: str,
+                    n: int = 200, seed: int = 0, k: int = 10, max_history: int = 20,
+                    batch: int = 8) -> dict[str, float]:
+    """HR@k / NDCG@k on validation targets (seen items excluded) vs popularity on the same users."""
+    rng = random.Random(seed)
+    users = _sample(list(split.valid), n, seed)
+    popularity = Counter(i for h in split.train.values() for i in h)
+    ranked_pop = [i for i, _ in popularity.most_common() if i.startswith(f"{entity_type}:")]
+    model_hits = model_ndcg = pop_hits = pop_ndcg = 0.0
+    for start in tqdm(range(0, len(users), batch), desc="probe next item", unit="batch"):
+        group = users[start : start + batch]
+        prompts_ids, filters = [], []
+        for user in group:
+            history = split.valid_history[user]
+            prompt = prompts.render("next_item", "eval", rng, history=format_history(history, max_history),
+                                    type=entity_type, user=user)
+            prompts_ids.append(decoder.encoder.prompt_ids(prompt))
+            filters.append(TrieFilter.create(decoder.trie, entity_types=[entity_type], exclude=set(history)))
+        results = beam_search_items(decoder.model, prompts_ids, decoder.trie, decoder.tokens, k=k,
+                                    filters=filters)
+        for user, ranked in zip(group, results):
+            target = split.valid[user]
+            got = [r.item_id for r in ranked]
+            if target in got:
+                model_hits += 1
+                model_ndcg += 1 / math.log2(got.index(target) + 2)
+            seen = set(split.valid_history[user])
+            pop = [i for i in ranked_pop if i not in seen][:k]
+            if target in pop:
+                pop_hits += 1
+                pop_ndcg += 1 / math.log2(pop.index(target) + 2)
+    m = max(1, len(users))
+    return {f"hr@{k}": model_hits / m, f"ndcg@{k}": model_ndcg / m,
+            f"popularity_hr@{k}": pop_hits / m, f"popularity_ndcg@{k}": pop_ndcg / m, "users": len(users)}
+
+
+def eval_family_examples(examples: Sequence[Example]) -> int:
+    """How many examples use a held-out phrasing (must be 0 in training data)."""
+    return sum(1 for e in examples if e.family != "train")

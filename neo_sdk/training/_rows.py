@@ -1,0 +1,59 @@
+"""Training only the SID token rows of the embedding matrix and output head.
+
+* :func:`untie_output_head` gives the output head its own weight (a copy), so SID *output* rows
+  can differ from SID *input* rows: the cached-feature fit of the output rows
+  (``cpu-economy.md``) needs that, and it is what lets text->SID ground within minutes.
+* :class:`RowMask` zeroes the gradient of every non-SID row with tensor hooks. With AdamW and
+  ``weight_decay=0`` a zero gradient means a zero update, so the old vocabulary stays bitwise
+  unchanged (a test checks it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+
+def untie_output_head(model: torch.nn.Module) -> bool:
+    """Give the output head its own copy of the embedding weight. Returns True if it was tied."""
+    embed = model.get_input_embeddings()
+    head = model.get_output_embeddings()
+    if head is None or head.weight.data_ptr() != embed.weight.data_ptr():
+        return False
+    head.weight = torch.nn.Parameter(embed.weight.detach().clone())
+    model.config.tie_word_embeddings = False
+    if hasattr(model, "_tied_weights_keys"):
+        model._tied_weights_keys = {}
+    return True
+
+
+def is_tied(model: torch.nn.Module) -> bool:
+    head = model.get_output_embeddings()
+    return head is not None and head.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
+
+
+class RowMask:
+    """Let only ``rows`` of the given weights receive gradient (hooks; remove with :meth:`remove`)."""
+
+    def __init__(self, weights: Sequence[torch.nn.Parameter], rows: Sequence[int]) -> None:
+        self.handles = []
+        for weight in weights:
+            mask = torch.zeros((weight.shape[0], 1), dtype=weight.dtype, device=weight.device)
+            mask[torch.as_tensor(list(rows), dtype=torch.long)] = 1
+            weight.requires_grad_(True)
+            self.handles.append(weight.register_hook(lambda grad, m=mask: grad * m))
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []
+
+
+def row_weights(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """The embedding weight and, when untied, the output head weight."""
+    weights = [model.get_input_embeddings().weight]
+    head = model.get_output_embeddings()
+    if head is not None and head.weight.data_ptr() != weights[0].data_ptr():
+        weights.append(head.weight)
+    return weights

@@ -1,0 +1,266 @@
+"""Stage 2 — domain grounding with a frozen backbone. Reads top to bottom.
+
+Only the new SID token rows change; every backbone weight and every old vocabulary row stays
+bitwise unchanged (tested). Three steps, each measured on 2 CPU cores (``bench/RESULTS.md``):
+
+1. **Initialise the input rows from the catalog** (:func:`init_input_rows`): a code token's row is
+   the vocabulary mean, plus the centred mean embedding of the title tokens of the items that use
+   that code, plus the centred embedding of the entity-type word. The frozen model can then read a
+   SID's type and rough content before any training (SID -> type works from this alone).
+2. **Row training by backpropagation** (optional budget, ``row_minutes``/``row_steps``): the paper's
+   stage 2 — AdamW (β 0.9/0.95), LR 1e-3, cosine with warm-up — on every alignment task, with a
+   gradient mask so only SID rows learn. It is the slow part on CPU (every step backpropagates
+   through all layers), so the default budget is short.
+3. **Fit the output rows on cached features** (:func:`fit_output_rows`): the output head is untied;
+   one frozen forward pass records, for every supervised position, the final hidden state, the
+   old vocabulary's log-sum-exp and the target; then only the SID output rows are fitted with the
+   exact full-vocabulary cross-entropy, no backpropagation through the model. Positions whose
+   target is text are included, so SID tokens do not start to win where text should follow.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from neo_sdk.errors import ConfigError
+from neo_sdk.sids import SIDTable
+from neo_sdk.tasks._example import Example
+from neo_sdk.training._format import Encoded, ExampleEncoder, collate
+from neo_sdk.training._loop import LoopConfig, LoopResult, train_loop
+from neo_sdk.training._rows import RowMask, row_weights, untie_output_head
+from neo_sdk.vocab import SIDVocab
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AlignConfig:
+    """Stage 2 settings (defaults chosen by measurement on ML-100k, 2 CPU cores)."""
+
+    init_from_catalog: bool = field(default=True, metadata={"help": "text- and type-derived input rows"})
+    row_steps: int = field(default=0, metadata={"help": "backprop steps on SID rows (0: skip)"})
+    row_minutes: float | None = field(default=None, metadata={"help": "time budget for row training"})
+    row_batch_size: int = 32
+    row_lr: float = 1e-3
+    fit_output: bool = field(default=True, metadata={"help": "fit SID output rows on cached features"})
+    fit_steps: int = field(default=300, metadata={"help": "full-batch AdamW steps of the output fit"})
+    fit_lr: float = 3e-3
+    fit_batch: int = 32
+    fit_examples: int = field(default=3000, metadata={"help": "examples in the frozen feature pass"})
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.row_steps < 0 or self.fit_steps < 0:
+            raise ConfigError("row_steps and fit_steps must be >= 0")
+
+
+@dataclass
+class AlignResult:
+    rows: LoopResult | None
+    fit_losses: list[float]
+    seconds: dict[str, float]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "row_training": self.rows.to_json() if self.rows else None,
+            "fit_losses": self.fit_losses[:: max(1, len(self.fit_losses) // 50)],
+            "seconds": self.seconds,
+        }
+
+
+def sid_rows(vocab: SIDVocab) -> list[int]:
+    """Every new token id: delimiters and codes."""
+    return [vocab.opener_id, vocab.closer_id, *vocab.sid_token_ids().tolist()]
+
+
+@torch.no_grad()
+def init_input_rows(
+    model: torch.nn.Module, tokenizer: Any, vocab: SIDVocab, table: SIDTable,
+    titles: dict[str, str], *, scale: float = 1.0,
+) -> None:
+    """Catalog-derived input rows (step 1). Output rows are left as they are."""
+    embed = model.get_input_embeddings().weight
+    first_new = min(sid_rows(vocab))
+    base = embed[:first_new]
+    mean = base.mean(0)
+
+    def text_vector(text: str) -> torch.Tensor:
+        ids = vocab.encode_text(tokenizer, " " + text)
+        return base[torch.as_tensor(ids, dtype=torch.long)].mean(0) if ids else mean
+
+    for etype in table.entity_types:
+        sids = table.by_type(etype)
+        type_vec = text_vector(etype) - mean
+        item_vecs = torch.stack([text_vector(titles.get(str(i), str(i))) for i in sids.item_ids]) - mean
+        grid = vocab.code_token_ids(etype)
+        for position in range(sids.codes.shape[1]):
+            codes = torch.as_tensor(sids.codes[:, position].astype(np.int64))
+            for code in torch.unique(codes).tolist():
+                members = item_vecs[codes == code].mean(0)
+                embed[int(grid[position, code])] = mean + scale * members + type_vec
+    embed[vocab.opener_id] = mean + (text_vector("item:") - mean)
+    embed[vocab.closer_id] = mean + (text_vector(".") - mean)
+
+
+def train_rows(
+    model: torch.nn.Module, encoded: Sequence[Encoded], vocab: SIDVocab, config: AlignConfig, *,
+    pad_id: int, checkpoint_dir: Path | None, resume: bool,
+) -> LoopResult:
+    """Step 2: backprop training of the SID rows only (input and, if untied, output)."""
+    for param in model.parameters():
+        param.requires_grad_(False)
+    weights = row_weights(model)
+    mask = RowMask(weights, sid_rows(vocab))
+    loop = LoopConfig(
+        max_steps=config.row_steps or None, max_minutes=config.row_minutes,
+        batch_size=config.row_batch_size, lr=config.row_lr, warmup_steps=20, seed=config.seed,
+    )
+    names = ["embed_tokens", "lm_head"][: len(weights)]
+    try:
+        return train_loop(model, list(zip(names, weights)), encoded, loop, pad_id=pad_id,
+                          checkpoint_dir=checkpoint_dir, resume=resume, name="stage 2 rows")
+    finally:
+        mask.remove()
+        for weight in weights:
+            weight.requires_grad_(False)
+
+
+@torch.no_grad()
+def cache_features(
+    model: torch.nn.Module, encoded: Sequence[Encoded], *, pad_id: int, first_new: int,
+    batch_size: int = 32,
+) -> dict[str, torch.Tensor]:
+    """One frozen pass: per supervised position, hidden state, old-vocab LSE and target.
+
+    Only the backbone runs over whole sequences; the output head is applied to the supervised
+    positions alone (most positions are prompt).
+
+    Shapes: ``hidden`` (P, H), ``lse_old`` (P,), ``target`` (P,), ``target_logit_old`` (P,)
+    (the old-vocabulary logit of the target; unused where the target is a SID token).
+    """
+    body = model.get_decoder() if hasattr(model, "get_decoder") else model.model
+    head_old = model.get_output_embeddings().weight[:first_new]
+    device = head_old.device
+    hidden, lse, target, target_logit = [], [], [], []
+    order = sorted(range(len(encoded)), key=lambda k: len(encoded[k].input_ids))
+    for start in tqdm(range(0, len(order), batch_size), desc="stage 2 features", unit="batch"):
+        batch = collate([encoded[k] for k in order[start : start + batch_size]], pad_id)
+        h = body(input_ids=batch.input_ids.to(device),
+                 attention_mask=batch.attention_mask.to(device)).last_hidden_state
+        labels = batch.labels[:, 1:].to(device)  # position p predicts token p + 1
+        keep = labels != -100
+        h_sel = h[:, :-1][keep].float()  # (P, H)
+        old_logits = h_sel @ head_old.float().T  # (P, V_old)
+        tgt = labels[keep]
+        hidden.append(h_sel)
+        lse.append(torch.logsumexp(old_logits, -1))
+        target.append(tgt)
+        target_logit.append(old_logits.gather(1, tgt.clamp(max=first_new - 1)[:, None])[:, 0])
+    return {"hidden": torch.cat(hidden), "lse_old": torch.cat(lse), "target": torch.cat(target),
+            "target_logit_old": torch.cat(target_logit)}
+
+
+def fit_sample(encoded: Sequence[Encoded], n: int, seed: int) -> list[Encoded]:
+    """At most ``n`` examples for the feature pass: 70% text->SID, the rest other tasks.
+
+    Output rows belong to codes, not items, and every code is shared by many items with similar
+    text, so a sample grounds every code; the text-target positions keep SID tokens from
+    winning where text should follow.
+    """
+    rng = random.Random(seed)
+    sid = [e for e in encoded if e.task == "text_to_sid"]
+    other = [e for e in encoded if e.task != "text_to_sid"]
+    n_sid = min(len(sid), int(n * 0.7))
+    n_other = min(len(other), n - n_sid)
+    return rng.sample(sid, n_sid) + rng.sample(other, n_other)
+
+
+def fit_output_rows(
+    model: torch.nn.Module, features: dict[str, torch.Tensor], vocab: SIDVocab, config: AlignConfig,
+) -> list[float]:
+    """Step 3: fit the SID rows of the (untied) output head on cached features."""
+    head = model.get_output_embeddings().weight
+    new = torch.as_tensor(sorted(sid_rows(vocab)), dtype=torch.long)
+    first_new, last_new = int(new.min()), int(new.max())
+    if last_new - first_new + 1 != len(new):
+        raise ConfigError("SID tokens must occupy one contiguous id range in the tokenizer")
+    weight = torch.nn.Parameter(head[first_new : last_new + 1].detach().clone().float())
+    optimizer = torch.optim.AdamW([weight], lr=config.fit_lr, betas=(0.9, 0.95), weight_decay=0.0)
+    h, lse_old = features["hidden"], features["lse_old"]
+    target, logit_old = features["target"], features["target_logit_old"]
+    is_new = target >= first_new
+    new_index = (target - first_new).clamp(min=0)
+    generator = torch.Generator().manual_seed(config.seed)
+    losses: list[float] = []
+    n = len(target)
+    batch = max(1024, n // max(1, config.fit_batch))
+    for step in tqdm(range(config.fit_steps), desc="stage 2 output fit", unit="step"):
+        idx = torch.randint(0, n, (min(batch, n),), generator=generator)
+        logits_new = h[idx] @ weight.T  # (b, n_new)
+        lse = torch.logaddexp(lse_old[idx], torch.logsumexp(logits_new, -1))
+        tgt_logit = torch.where(is_new[idx], logits_new.gather(1, new_index[idx][:, None])[:, 0], logit_old[idx])
+        loss = (lse - tgt_logit).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        lr_scale = 0.5 * (1 + np.cos(np.pi * step / max(1, config.fit_steps)))
+        for group in optimizer.param_groups:
+            group["lr"] = config.fit_lr * (0.1 + 0.9 * lr_scale)
+        optimizer.step()
+        losses.append(round(float(loss.detach()), 5))
+    with torch.no_grad():
+        head[first_new : last_new + 1] = weight.to(head.dtype)
+    return losses
+
+
+def align(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    vocab: SIDVocab,
+    table: SIDTable,
+    examples: Sequence[Example],
+    config: AlignConfig,
+    *,
+    titles: dict[str, str],
+    encoder: ExampleEncoder,
+    checkpoint_dir: Path | None = None,
+    resume: bool = False,
+) -> AlignResult:
+    """Run stage 2 on a model whose tokenizer and embeddings already hold the SID vocabulary."""
+    seconds: dict[str, float] = {}
+    pad_id = int(tokenizer.pad_token_id)
+    for param in model.parameters():
+        param.requires_grad_(False)
+    t0 = time.perf_counter()
+    untie_output_head(model)  # first: output rows keep the neutral mean start
+    if config.init_from_catalog:
+        init_input_rows(model, tokenizer, vocab, table, titles)
+    seconds["init"] = time.perf_counter() - t0
+    encoded = [encoder.encode(e) for e in examples]
+    rows = None
+    if config.row_steps or config.row_minutes:
+        t0 = time.perf_counter()
+        rows = train_rows(model, encoded, vocab, config, pad_id=pad_id,
+                          checkpoint_dir=checkpoint_dir, resume=resume)
+        seconds["row_training"] = time.perf_counter() - t0
+    fit_losses: list[float] = []
+    if config.fit_output:
+        t0 = time.perf_counter()
+        model.eval()
+        sample = fit_sample(encoded, config.fit_examples, config.seed)
+        features = cache_features(model, sample, pad_id=pad_id, first_new=min(sid_rows(vocab)))
+        seconds["feature_pass"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        fit_losses = fit_output_rows(model, features, vocab, config)
+        seconds["output_fit"] = time.perf_counter() - t0
+    model.eval()
+    return AlignResult(rows, fit_losses, seconds)

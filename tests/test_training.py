@@ -1,0 +1,176 @@
+"""Training plumbing on a 2-layer slice of the real SmolLM2 and the sample catalog.
+
+Quality is measured in bench/ on the demo catalog; these tests pin the mechanics: frozen weights
+stay bitwise frozen, loss goes down, labels mask the prompt, checkpoints resume, bundles round-trip
+and refuse tampering.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from neo_sdk import BundleError, Item, leave_one_out
+from neo_sdk.bundle import load_bundle, read_manifest, save_bundle
+from neo_sdk.model import load_base_model, resolve_base
+from neo_sdk.prompts import default_prompts_dir, load_prompts
+from neo_sdk.sids import SIDConfig, SIDTable, assign_new, build_sids
+from neo_sdk.tasks import CatalogFacts, build_alignment_examples, build_instruction_examples
+from neo_sdk.training import AlignConfig, ExampleEncoder, InstructConfig, LoopConfig, align, instruct, train_loop
+from neo_sdk.training.alignment import sid_rows
+from neo_sdk.vocab import SIDVocab
+from tests.conftest import build_sample_catalog
+
+LAYERS = 2
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("train")
+    catalog = build_sample_catalog(root / "sample.db")
+    build_sids(catalog, SIDConfig(levels=2, codes=2), progress=False)
+    table = SIDTable.load(catalog)
+    prompts = load_prompts()
+    facts = CatalogFacts(catalog, prompts)
+    return root, catalog, table, prompts, facts
+
+
+def fresh_model(table: SIDTable):
+    torch.manual_seed(0)
+    model, tokenizer = load_base_model(num_hidden_layers=LAYERS)
+    vocab = SIDVocab.from_table(table)
+    vocab.attach(tokenizer)
+    vocab.resize_model(model, seed=0)
+    return model, tokenizer, vocab
+
+
+def test_labels_mask_the_prompt_and_items_become_spans(setup) -> None:
+    _, catalog, table, prompts, _ = setup
+    _, tokenizer, vocab = fresh_model(table)
+    encoder = ExampleEncoder(tokenizer, vocab)
+    example = build_alignment_examples(catalog, prompts, seed=0, tasks=("text_to_sid",))[0]
+    encoded = encoder.encode(example)
+    n_prompt = encoded.prompt_length
+    assert n_prompt > 5 and all(y == -100 for y in encoded.labels[:n_prompt])
+    completion = encoded.input_ids[n_prompt:]
+    assert encoded.labels[n_prompt:] == completion
+    span = vocab.encode_item(example.meta["item"])
+    assert completion == span + [encoder.end_id]
+    assert "You are a helpful" not in tokenizer.decode(encoded.input_ids)  # default system prompt dropped
+
+
+def test_stage2_changes_only_sid_rows(setup) -> None:
+    _, catalog, table, prompts, facts = setup
+    model, tokenizer, vocab = fresh_model(table)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    rows = torch.as_tensor(sorted(sid_rows(vocab)))
+    examples = build_alignment_examples(catalog, prompts, seed=0)
+    titles = {i: facts.label(i) for t in facts.by_type for i in facts.by_type[t]}
+    result = align(model, tokenizer, vocab, table, examples,
+                   AlignConfig(row_steps=4, row_batch_size=8, fit_steps=30),
+                   titles=titles, encoder=ExampleEncoder(tokenizer, vocab))
+    assert result.rows is not None and result.rows.steps == 4
+    assert result.fit_losses[-1] < result.fit_losses[0]
+    old = torch.ones(model.get_input_embeddings().weight.shape[0], dtype=torch.bool)
+    old[rows] = False
+    for name, param in model.named_parameters():
+        if name.endswith("embed_tokens.weight"):
+            assert torch.equal(param[old], before[name][old])
+            assert not torch.equal(param[rows], before[name][rows])
+        elif name == "lm_head.weight":  # untied by stage 2: old rows equal the frozen embeddings
+            assert torch.equal(param[old], before["model.embed_tokens.weight"][old])
+        else:
+            assert torch.equal(param, before[name]), name
+    head = model.get_output_embeddings().weight
+    assert not torch.equal(head[rows], model.get_input_embeddings().weight[rows])
+
+
+def test_loop_loss_decreases_and_resume_continues(setup, tmp_path: Path) -> None:
+    _, catalog, table, prompts, _ = setup
+    model, tokenizer, vocab = fresh_model(table)
+    encoder = ExampleEncoder(tokenizer, vocab)
+    encoded = [encoder.encode(e) for e in build_alignment_examples(catalog, prompts, seed=0)][:16]
+    head = [("embed", model.get_input_embeddings().weight)]
+    for param in model.parameters():
+        param.requires_grad_(False)
+    head[0][1].requires_grad_(True)
+    config = LoopConfig(max_steps=12, batch_size=16, lr=1e-2, warmup_steps=1, checkpoint_every=6)
+    result = train_loop(model, head, encoded, config, pad_id=tokenizer.pad_token_id)
+    assert sum(result.losses[-3:]) < sum(result.losses[:3])
+    # resume: a run stopped at step 6 continues to 12 with the same schedule
+    ckpt = tmp_path / "ckpt"
+    model2, tokenizer2, vocab2 = fresh_model(table)
+    param = model2.get_input_embeddings().weight
+    for p in model2.parameters():
+        p.requires_grad_(False)
+    param.requires_grad_(True)
+    first = train_loop(model2, [("embed", param)], encoded, LoopConfig(max_steps=6, batch_size=16, lr=1e-2,
+                       warmup_steps=1, checkpoint_every=3), pad_id=tokenizer2.pad_token_id, checkpoint_dir=ckpt)
+    assert json.loads((ckpt / "loop.json").read_text())["step"] == 6
+    resumed = train_loop(model2, [("embed", param)], encoded, config, pad_id=tokenizer2.pad_token_id,
+                         checkpoint_dir=ckpt, resume=True)
+    assert resumed.resumed_from == 6 and resumed.steps == 12
+    assert resumed.losses[:6] == first.losses
+
+
+def test_stage3_lora_trains_and_bundle_round_trips(setup, tmp_path: Path) -> None:
+    root, catalog, table, prompts, facts = setup
+    model, tokenizer, vocab = fresh_model(table)
+    encoder = ExampleEncoder(tokenizer, vocab)
+    split = leave_one_out(catalog)
+    examples = build_instruction_examples(catalog, split, prompts, seed=0)
+    encoded = [encoder.encode(e) for e in examples]
+    model, loop = instruct(model, encoded, InstructConfig(lora_layers=1, max_steps=8, max_minutes=None,
+                                                         batch_size=8, lr=5e-3),
+                           new_rows=sid_rows(vocab), pad_id=tokenizer.pad_token_id)
+    assert loop.steps == 8 and loop.losses[-1] < loop.losses[0]
+    bundle = tmp_path / "bundle"
+    save_bundle(bundle, model=model, tokenizer=tokenizer, vocab=vocab, table=table,
+                base_ref="smollm2-135m-instruct", base_folder=resolve_base(), prompts_dir=default_prompts_dir(),
+                catalog_path=catalog.path, training={"test": True}, metrics={"steps": loop.steps}, kind="lora",
+                num_hidden_layers=LAYERS)
+    loaded = load_bundle(bundle, catalog=catalog)
+    probe = torch.tensor([encoder.encode(examples[0]).input_ids])
+    with torch.no_grad():
+        expected = model(probe).logits
+        got = loaded.model(probe).logits
+    assert torch.allclose(expected, got, atol=1e-4)
+    assert loaded.vocab.encode_item("book:dune") == vocab.encode_item("book:dune")
+    assert read_manifest(bundle)["metrics"] == {"steps": 8}
+
+    tampered = tmp_path / "tampered"
+    shutil.copytree(bundle, tampered)
+    with open(tampered / "sid_rows.safetensors", "r+b") as handle:
+        handle.seek(-4, 2)
+        handle.write(b"\x00\x01\x02\x03")
+    with pytest.raises(BundleError, match="checksum"):
+        load_bundle(tampered)
+    (tampered / "sid_rows.safetensors").unlink()
+    with pytest.raises(BundleError, match="missing"):
+        load_bundle(tampered)
+
+    other = build_sample_catalog(tmp_path / "other.db")
+    build_sids(other, SIDConfig(levels=2, codes=2), progress=False)
+    other.add_items([Item("book:new", "book", "A new book", {"genres": "Fantasy"})])
+    assign_new(other, progress=False)  # one more SID: the bundle no longer matches this catalog
+    with pytest.raises(BundleError, match="differs from the one this bundle was trained on"):
+        load_bundle(bundle, catalog=other)
+    with pytest.raises(BundleError, match="not a neo-sdk bundle"):
+        load_bundle(tmp_path)
+
+
+def test_completion_loss_equals_the_models_own_loss(setup) -> None:
+    from neo_sdk.training._format import Encoded, collate
+    from neo_sdk.training._loop import completion_loss
+
+    model, _, _ = fresh_model(setup[2])
+    batch = collate([Encoded([1, 2, 3, 4, 5, 6], [-100, -100, -100, 4, 5, 6], "x"),
+                     Encoded([7, 8, 9, 10], [-100, -100, 9, 10], "x")], pad_id=0)
+    with torch.no_grad():
+        ours = completion_loss(model, batch, "cpu")
+        theirs = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels).loss
+    assert torch.allclose(ours, theirs, atol=1e-5)
