@@ -1,0 +1,90 @@
+"""Evaluation room: metrics, the leave-one-out protocol harness, baselines and reports.
+
+Follows ``shared/design/benchmarks.md``: full ranking over every item of the target type, HR@K and
+NDCG@K for K in (5, 10, 30), the invalid-item rate next to them, baselines fitted in the same
+harness on ``split.train`` only. Runtime code never imports this package.
+
+SASRec (torch) loads lazily: ``import neo_sdk.evaluation`` does not import torch.
+
+Example:
+    >>> from neo_sdk.catalog import Catalog, load_dataset, leave_one_out
+    >>> from neo_sdk.evaluation import ItemKNN, evaluate_ranker
+    >>> catalog = Catalog(":memory:")
+    >>> _ = load_dataset(catalog, "movielens-100k", progress=False)
+    >>> split = leave_one_out(catalog, entity_type="movie")
+    >>> knn = ItemKNN.fit(split.train, catalog, "movie")
+    >>> report = evaluate_ranker(knn, split, catalog=catalog, stage="test", sample_size=None)
+    >>> round(report.metrics["HR@10"], 4), report.n_users, report.invalid_rate
+    (0.1082, 943, 0.0)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from neo_sdk.evaluation._baselines import ItemIndex, ItemKNN, Popularity, RandomRanker
+from neo_sdk.evaluation._metrics import (
+    DEFAULT_KS,
+    hit_rate,
+    invalid_count,
+    ndcg,
+    per_user,
+    seed_spread,
+    summarize,
+    target_ranks,
+)
+from neo_sdk.evaluation._protocol import (
+    DEV_SAMPLE_SIZE,
+    EvalReport,
+    Ranker,
+    Retriever,
+    evaluate_ranker,
+    evaluate_search,
+    sample_users,
+)
+from neo_sdk.evaluation._report import results_header, results_row, results_table, save_metrics_png
+from neo_sdk.evaluation._search import BM25Retriever, DenseRetriever
+
+if TYPE_CHECKING:
+    from neo_sdk.evaluation._sasrec import SASRec, SASRecConfig
+
+_LAZY = {"SASRec": "neo_sdk.evaluation._sasrec", "SASRecConfig": "neo_sdk.evaluation._sasrec"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'neo_sdk.evaluation' has no attribute {name!r}")
+
+
+__all__ = [
+    "BM25Retriever",
+    "DEFAULT_KS",
+    "DEV_SAMPLE_SIZE",
+    "DenseRetriever",
+    "EvalReport",
+    "ItemIndex",
+    "ItemKNN",
+    "Popularity",
+    "RandomRanker",
+    "Ranker",
+    "Retriever",
+    "SASRec",
+    "SASRecConfig",
+    "evaluate_ranker",
+    "evaluate_search",
+    "hit_rate",
+    "invalid_count",
+    "ndcg",
+    "per_user",
+    "results_header",
+    "results_row",
+    "results_table",
+    "sample_users",
+    "save_metrics_png",
+    "seed_spread",
+    "summarize",
+    "target_ranks",
+]
