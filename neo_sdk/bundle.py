@@ -105,8 +105,8 @@ def save_bundle(
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     embed = inner.get_input_embeddings().weight.detach()
     head = inner.get_output_embeddings().weight.detach()
-    save_file({"rows": rows, "input": embed[rows].contiguous().float(),
-               "output": head[rows].contiguous().float()}, str(tmp / "sid_rows.safetensors"))
+    save_file({"rows": rows, "input": embed[rows].float().cpu().contiguous(),
+               "output": head[rows].float().cpu().contiguous()}, str(tmp / "sid_rows.safetensors"))
     if kind == "full":
         state = {k: v.detach().cpu().contiguous() for k, v in inner.state_dict().items()}
         if "lm_head.weight" in state and is_tied(inner):

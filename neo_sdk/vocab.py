@@ -315,7 +315,7 @@ class SIDVocab:
             with torch.no_grad():
                 base = weight[:first].float()
                 mean, std = base.mean(0), base.std(0)
-                fresh = mean + noise * std * torch.randn((idx.numel(), weight.shape[1]), generator=gen)
+                fresh = mean + noise * std * torch.randn((idx.numel(), weight.shape[1]), generator=gen).to(weight.device)
                 weight[idx] = fresh.to(weight.dtype)
 
         in_w = model.get_input_embeddings().weight

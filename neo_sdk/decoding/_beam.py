@@ -22,6 +22,19 @@ from neo_sdk.decoding._trie import SIDTrie, TrieFilter
 from neo_sdk.errors import DecodingError
 
 
+def _cache_of(out: object) -> object:
+    """The KV cache of a forward output (``cache`` in recent transformers 5 releases)."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else getattr(out, "past_key_values")
+
+
+def _cache_kwarg(model: torch.nn.Module) -> str:
+    """Name of the forward argument that takes a KV cache (renamed during transformers 5.x)."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 @dataclass(frozen=True)
 class ScoredItem:
     """One generated item: id, type, its SID tokens and the beam's log-probability."""
@@ -99,7 +112,7 @@ def beam_search_items(
             input_ids=input_ids.to(device), attention_mask=attention.to(device),
             position_ids=positions.to(device), use_cache=True,
         )
-    cache = out.cache  # transformers 5: `cache` replaces `past_key_values`
+    cache = _cache_of(out)
     logits = out.logits[:, -1, :].float()  # (Q, V)
     next_position = positions[:, -1] + 1  # (Q,)
 
@@ -147,9 +160,9 @@ def beam_search_items(
             out = model(
                 input_ids=torch.as_tensor(new_tokens, dtype=torch.long, device=device)[:, None],
                 attention_mask=attention.to(device), position_ids=step_positions[:, None].to(device),
-                cache=cache, use_cache=True,
+                **{_cache_kwarg(model): cache}, use_cache=True,
             )
-        cache = out.cache
+        cache = _cache_of(out)
         logits = out.logits[:, -1, :].float()
         next_position = step_positions + 1
         beams = next_beams

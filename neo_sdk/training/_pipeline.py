@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 import logging
 import time
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ class TrainSettings:
     cuts_per_user: int = 4
     instruction_tasks: tuple[str, ...] = ("next_item", "search", "explain", "profile", "like_this")
     target_type: str = field(default="movie", metadata={"help": "type of next-item probes"})
+    replay_share: float = field(default=0.15, metadata={"help": "stage 2 examples mixed into stage 3"})
     probe_users: int = 200
     probe_items: int = 200
     seed: int = 0
@@ -118,6 +120,13 @@ def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: b
             catalog, split, prompts, seed=settings.seed, tasks=settings.instruction_tasks,
             max_history=settings.max_history, cuts_per_user=settings.cuts_per_user,
         )
+        # Replay a slice of stage 2 so the adapters keep it: without it a GPU run lost text -> SID
+        # (hit@10 0.275 -> 0.04) and never learned SID -> type (bench/RESULTS.md).
+        replay = build_alignment_examples(catalog, prompts, seed=settings.seed + 1, facts=facts,
+                                          tasks=("sid_to_type", "sid_to_text", "text_to_sid"),
+                                          queries_per_item=1)
+        rng = random.Random(settings.seed)
+        examples += rng.sample(replay, min(len(replay), int(len(examples) * settings.replay_share)))
         encoded = [encoder.encode(e) for e in examples]
         spent = (time.perf_counter() - started) / 60
         minutes = max(0.5, settings.max_minutes - spent - (2.0 if probes else 0.0))

@@ -96,11 +96,17 @@ def probe_text_to_sid(decoder: Decoder, facts: CatalogFacts, prompts: PromptSet,
 
 
 def probe_next_item(decoder: Decoder, split: Split, prompts: PromptSet, *, entity_type: str,
-                    n: int = 200, seed: int = 0, k: int = 10, max_history: int = 20,
-                    batch: int = 8) -> dict[str, float]:
-    """HR@k / NDCG@k on validation targets (seen items excluded) vs popularity on the same users."""
+                    n: int | None = 200, seed: int = 0, k: int = 10, max_history: int = 20,
+                    batch: int = 8, stage: str = "valid") -> dict[str, float]:
+    """HR@k / NDCG@k on ``stage`` targets (seen items excluded) vs popularity on the same users.
+
+    ``n=None`` evaluates every user. Validation uses the training history; test also sees the
+    validation item, as in the leave-one-out protocol.
+    """
     rng = random.Random(seed)
-    users = _sample(list(split.valid), n, seed)
+    targets = split.valid if stage == "valid" else split.test
+    histories = split.valid_history if stage == "valid" else split.test_history
+    users = _sample(list(targets), n if n is not None else len(targets), seed)
     popularity = Counter(i for h in split.train.values() for i in h)
     ranked_pop = [i for i, _ in popularity.most_common() if i.startswith(f"{entity_type}:")]
     model_hits = model_ndcg = pop_hits = pop_ndcg = 0.0
@@ -108,7 +114,7 @@ def probe_next_item(decoder: Decoder, split: Split, prompts: PromptSet, *, entit
         group = users[start : start + batch]
         prompts_ids, filters = [], []
         for user in group:
-            history = split.valid_history[user]
+            history = histories[user]
             prompt = prompts.render("next_item", "eval", rng, history=format_history(history, max_history),
                                     type=entity_type, user=user)
             prompts_ids.append(decoder.encoder.prompt_ids(prompt))
@@ -116,12 +122,12 @@ def probe_next_item(decoder: Decoder, split: Split, prompts: PromptSet, *, entit
         results = beam_search_items(decoder.model, prompts_ids, decoder.trie, decoder.tokens, k=k,
                                     filters=filters)
         for user, ranked in zip(group, results):
-            target = split.valid[user]
+            target = targets[user]
             got = [r.item_id for r in ranked]
             if target in got:
                 model_hits += 1
                 model_ndcg += 1 / math.log2(got.index(target) + 2)
-            seen = set(split.valid_history[user])
+            seen = set(histories[user])
             pop = [i for i in ranked_pop if i not in seen][:k]
             if target in pop:
                 pop_hits += 1

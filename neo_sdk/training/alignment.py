@@ -96,7 +96,7 @@ def init_input_rows(
 
     def text_vector(text: str) -> torch.Tensor:
         ids = vocab.encode_text(tokenizer, " " + text)
-        return base[torch.as_tensor(ids, dtype=torch.long)].mean(0) if ids else mean
+        return base[torch.as_tensor(ids, dtype=torch.long, device=base.device)].mean(0) if ids else mean
 
     for etype in table.entity_types:
         sids = table.by_type(etype)
@@ -104,7 +104,7 @@ def init_input_rows(
         item_vecs = torch.stack([text_vector(titles.get(str(i), str(i))) for i in sids.item_ids]) - mean
         grid = vocab.code_token_ids(etype)
         for position in range(sids.codes.shape[1]):
-            codes = torch.as_tensor(sids.codes[:, position].astype(np.int64))
+            codes = torch.as_tensor(sids.codes[:, position].astype(np.int64), device=embed.device)
             for code in torch.unique(codes).tolist():
                 members = item_vecs[codes == code].mean(0)
                 embed[int(grid[position, code])] = mean + scale * members + type_vec
