@@ -8,7 +8,7 @@ DEMO   ?= demo
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test bench clean-demo
+.PHONY: install demo train test bench clean-demo
 
 install: $(VENV)/.installed
 
@@ -38,11 +38,18 @@ $(DEMO)/sids.json: $(DEMO)/catalog.db
 	$(BIN)/neo sids report --db $(DEMO)/catalog.db --json --png $(DEMO)/sids.png > $@.tmp
 	mv $@.tmp $@
 
+# Both training stages on the demo catalog within a budget (15 minutes on 2 CPU cores by default).
+MINUTES ?= 15
+train: demo
+	$(BIN)/neo train --db $(DEMO)/catalog.db --out $(DEMO)/bundle --max-minutes $(MINUTES)
+
 test: install
 	$(BIN)/python -m pytest -q
 
 bench: install
 	$(BIN)/python bench/catalog_import.py
+	$(BIN)/python bench/decoding_overhead.py
+	$(BIN)/python bench/baselines.py
 	$(BIN)/python bench/sids_scale.py --sizes 1000000
 
 clean-demo:
