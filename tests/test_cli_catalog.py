@@ -77,3 +77,19 @@ def test_help_and_version() -> None:
     assert "catalog" in neo("--help").stdout
     assert "--upsert" in neo("catalog", "import", "--help").stdout
     assert neo("version").stdout.startswith("neo-sdk ")
+
+
+@pytest.mark.slow
+def test_demo_import_and_stats(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's demo: import MovieLens-100k with people, then human and JSON stats."""
+    db = str(tmp_path / "demo.db")
+    assert main(["catalog", "import", "movielens-100k", "--with-people", "--db", db]) == 0
+    capsys.readouterr()
+    assert main(["catalog", "stats", "--db", db]) == 0
+    text = capsys.readouterr().out
+    assert "movie            1,682 items" in text and "users              943" in text
+    assert "OMDb join coverage: 1,397 / 1,682 movies" in text
+    assert main(["catalog", "stats", "--db", db, "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["entity_types"]["person"]["items"] > 0
+    assert stats["interactions"] == 100_000

@@ -128,9 +128,10 @@ def _stats(args: argparse.Namespace) -> int:
     print(f"  users        {stats['users']:>9,}")
     print(f"  interactions {stats['interactions']:>9,}")
     print(f"  relations    {stats['relations']['total']:>9,}")
-    coverage = stats.get("info", {}).get("dataset", {}).get("join_coverage")
-    if coverage:
-        print(f"  join coverage {json.dumps(coverage)}")
+    join = stats.get("info", {}).get("dataset", {}).get("join")
+    if join:
+        print(f"  OMDb join coverage: {join['matched']:,} / {join['total']:,} movies"
+              f" ({100 * join['share_movies']:.1f}%), {100 * join['share_interactions']:.1f}% of interactions")
     return 0
 
 
