@@ -27,7 +27,7 @@ from neo_sdk.training._probe import (
     probe_sid_to_type,
     probe_text_to_sid,
 )
-from neo_sdk.training.alignment import AlignConfig, align, sid_rows
+from neo_sdk.training.alignment import AlignConfig, align, cache_features, fit_output_rows, sid_rows
 from neo_sdk.training.instruction import InstructConfig, instruct
 from neo_sdk.vocab import SIDVocab
 
@@ -55,6 +55,8 @@ class TrainSettings:
     instruction_tasks: tuple[str, ...] = ("next_item", "search", "explain", "profile", "like_this")
     target_type: str = field(default="movie", metadata={"help": "type of next-item probes"})
     replay_share: float = field(default=0.15, metadata={"help": "stage 2 examples mixed into stage 3"})
+    refit_examples: int = field(default=1500, metadata={
+        "help": "after stage 3, refit SID output rows on features of this many id examples (0: off)"})
     probe_users: int = 200
     probe_items: int = 200
     seed: int = 0
@@ -129,7 +131,8 @@ def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: b
         examples += rng.sample(replay, min(len(replay), int(len(examples) * settings.replay_share)))
         encoded = [encoder.encode(e) for e in examples]
         spent = (time.perf_counter() - started) / 60
-        minutes = max(0.5, settings.max_minutes - spent - (2.0 if probes else 0.0))
+        reserve = (2.0 if probes else 0.0) + (settings.refit_examples / 1000 if settings.refit_examples else 0.0)
+        minutes = max(0.5, settings.max_minutes - spent - reserve)
         config = InstructConfig(
             full=settings.full, lora_layers=settings.lora_layers, max_minutes=minutes,
             max_steps=settings.max_steps, batch_size=settings.batch_size, lr=settings.lr, seed=settings.seed,
@@ -139,6 +142,18 @@ def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: b
                                resume=resume)
         full = settings.full
         curves["stage 3"] = loop.losses
+        if settings.refit_examples:
+            # Stage 3 moved the features the stage-2 output rows were fitted on; refit them on the
+            # final model's features of id-producing examples (next item, search, text -> SID).
+            ids_only = [e for e in encoded if e.task in ("next_item", "search", "text_to_sid")]
+            rng.shuffle(ids_only)
+            t0 = time.perf_counter()
+            model.eval()
+            features = cache_features(model, ids_only[: settings.refit_examples],
+                                      pad_id=int(tokenizer.pad_token_id), first_new=min(sid_rows(vocab)))
+            refit = fit_output_rows(model, features, vocab, AlignConfig(seed=settings.seed))
+            curves["stage 3 output refit"] = refit
+            metrics.setdefault("refit", {})["seconds"] = round(time.perf_counter() - t0, 1)
         metrics["instruct"] = {"loop": {k: v for k, v in loop.to_json().items() if k != "losses"},
                                "examples": len(examples), "config": dataclasses.asdict(config)}
         if probes:
@@ -146,7 +161,9 @@ def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: b
             metrics["instruct"]["next_item_valid"] = probe_next_item(
                 decoder, split, prompts, entity_type=settings.target_type, n=settings.probe_users,
                 max_history=settings.max_history)
-            log.info("stage 3 probe: %s", metrics["instruct"]["next_item_valid"])
+            metrics["instruct"]["text_to_sid"] = probe_text_to_sid(
+                decoder, facts, prompts, n=max(1, settings.probe_items // 2))
+            log.info("stage 3 probes: %s", {k: metrics["instruct"][k] for k in ("next_item_valid", "text_to_sid")})
     metrics["seconds"] = round(time.perf_counter() - started, 1)
     png = plot_losses(curves, work / "loss.png") if any(curves.values()) else None
     kind_full = full if settings.stage != "align" else None
