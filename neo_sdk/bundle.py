@@ -29,18 +29,11 @@ from typing import Any
 
 import numpy as np
 
+from neo_sdk._files import replace_dir, sha256_file
 from neo_sdk.errors import BundleError
 
 BUNDLE_FORMAT = 1
 MANIFEST = "manifest.json"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def base_model_hash(folder: Path) -> str:
@@ -148,12 +141,7 @@ def save_bundle(
         "files": files,
     }
     (tmp / MANIFEST).write_text(json.dumps(manifest, sort_keys=True, indent=1))
-    old = out.with_name(out.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if out.exists():
-        os.replace(out, old)
-    os.replace(tmp, out)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_dir(tmp, out)
     return out
 
 
@@ -269,9 +257,7 @@ def export_merged(bundle: str | Path, out: str | Path) -> Path:
     (tmp / "neo_bundle.json").write_text(json.dumps(
         {"bundle": str(Path(bundle).resolve()), "vocab": contents.vocab.to_json(),
          "sid_table_hash": contents.manifest["sid_table_hash"]}, sort_keys=True, indent=1))
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    replace_dir(tmp, out)
     return out
 
 

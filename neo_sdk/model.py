@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Any, cast
 import torch
 
 from neo_sdk._assets import asset_file
+from neo_sdk._files import sha256_file
 from neo_sdk._home import neo_home
 from neo_sdk.errors import ConfigError, ModelLoadError
 
@@ -261,7 +261,7 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
         raise ModelLoadError(f"converting {gguf} failed: {exc}") from exc
     record = {
         "source_file": str(gguf),
-        "source_sha256": _sha256(gguf),
+        "source_sha256": sha256_file(gguf),
         "source_size_bytes": gguf.stat().st_size,
         "output_size_bytes": sum(p.stat().st_size for p in out.iterdir() if p.is_file()),
         "num_parameters": model.num_parameters(),
@@ -289,14 +289,6 @@ def _file_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # --- other references ------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -29,6 +28,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from neo_sdk._files import replace_dir
 from neo_sdk.errors import ConfigError
 from neo_sdk.training._format import Encoded, length_grouped_batches
 
@@ -220,12 +220,7 @@ def _save_checkpoint(
     if tensors:
         save_file(tensors, str(tmp / "optimizer.safetensors"))
     (tmp / "loop.json").write_text(json.dumps({**state, "param_names": list(named)}, sort_keys=True))
-    old = directory.with_name(directory.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if directory.exists():
-        os.replace(directory, old)
-    os.replace(tmp, directory)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_dir(tmp, directory)
 
 
 def _load_checkpoint(

@@ -55,8 +55,9 @@ class TrainSettings:
     instruction_tasks: tuple[str, ...] = ("next_item", "search", "explain", "profile", "like_this")
     target_type: str = field(default="movie", metadata={"help": "type of next-item probes"})
     replay_share: float = field(default=0.15, metadata={"help": "stage 2 examples mixed into stage 3"})
-    refit_examples: int = field(default=1500, metadata={
-        "help": "after stage 3, refit SID output rows on features of this many id examples (0: off)"})
+    refit_examples: int = field(default=0, metadata={
+        "help": "after stage 3, refit SID output rows on features of this many id examples (0: off;"
+                " measured no gain at 1,500 on CPU, bench/RESULTS.md)"})
     probe_users: int = 200
     probe_items: int = 200
     seed: int = 0
