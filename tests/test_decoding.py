@@ -155,8 +155,8 @@ def test_adversarial_logits_never_escape(trie: SIDTrie, fmt: str) -> None:
                 assert len(items) <= 3
             total_items += len(items)
             generations += 1
-    assert generations >= 5000 and total_items >= 5000
-    assert generations * 2 >= 10_000  # both formats together
+    # 5,000 generations per format, 10,000 over the two parametrised runs
+    assert generations == 5000 and total_items >= 5000
 
 
 def test_every_item_is_reachable(trie: SIDTrie) -> None:
