@@ -25,6 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     train.add_argument("--full", action="store_true", help="full fine-tuning instead of LoRA")
     train.add_argument("--batch-size", type=int, default=16)
     train.add_argument("--lr", type=float, default=5e-4)
+    train.add_argument("--tasks", default="next_item,search,explain,profile,like_this",
+                       help="stage 3 tasks, comma-separated")
+    train.add_argument("--replay-share", type=float, default=0.15,
+                       help="share of stage 2 examples mixed into stage 3")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     train.add_argument("--no-probes", action="store_true", help="skip the quality probes")
@@ -52,7 +56,8 @@ def _train(args: argparse.Namespace) -> int:
         base=args.base or DEFAULT_BASE, num_hidden_layers=args.layers, stage=args.stage,
         max_minutes=args.max_minutes, max_steps=args.max_steps, full=args.full,
         lora_layers=args.lora_layers or None, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-        probe_users=args.probe_users,
+        probe_users=args.probe_users, replay_share=args.replay_share,
+        instruction_tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
     )
     metrics = train(args.db, args.out, settings, resume=args.resume, probes=not args.no_probes)
     print(json.dumps(metrics, indent=1, sort_keys=True))

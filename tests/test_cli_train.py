@@ -1,0 +1,35 @@
+"""`neo train`, `neo bundle verify` and `neo bundle export --merged` end to end (2-layer slice)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from neo_sdk.cli import main
+from tests.conftest import build_sample_catalog
+
+
+@pytest.mark.slow
+def test_train_verify_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "sample.db")
+    build_sample_catalog(db).close()
+    assert main(["sids", "build", "--db", db, "--levels", "2", "--codes", "2", "--no-progress"]) == 0
+    capsys.readouterr()
+    bundle = str(tmp_path / "bundle")
+    assert main(["train", "--db", db, "--out", bundle, "--layers", "2", "--max-steps", "2",
+                 "--max-minutes", "1", "--batch-size", "4", "--no-probes", "--tasks", "next_item,search"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["instruct"]["loop"]["steps"] == 2
+    assert main(["bundle", "verify", bundle]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["kind"] == "lora" and summary["base_model"]["num_hidden_layers"] == 2
+    out = tmp_path / "hf"
+    assert main(["bundle", "export", bundle, "--merged", "--out", str(out)]) == 0
+    assert (out / "config.json").exists() and (out / "model.safetensors").exists()
+    assert json.loads((out / "neo_bundle.json").read_text())["sid_table_hash"] == summary["sid_table_hash"]
+    capsys.readouterr()
+    (Path(bundle) / "vocab.json").write_text("{}")
+    assert main(["bundle", "verify", bundle]) == 1
+    assert "vocab.json does not match its checksum" in capsys.readouterr().err
