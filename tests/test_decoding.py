@@ -110,15 +110,15 @@ def _run_adversarial(trie: SIDTrie, flt: TrieFilter, fmt: str, rows: int, seed: 
     constraint = SIDConstraint(trie, TOKENS, 0, filter=flt, format=fmt, max_items=max_items, eos_token_id=EOS)
     seqs = torch.zeros((rows, 0), dtype=torch.long)
     done = torch.zeros(rows, dtype=torch.bool)
+    banned = [p for p in range(trie.num_items) if not flt.allowed[p]]
+    lures = [trie_sequence(trie, pos) for pos in banned[:5]]
     for _ in range(30):
         scores = torch.randn((rows, VOCAB), generator=gen)
         scores[:, CODES] += 8.0  # SID codes look great everywhere, including in text
         scores[:, CLOSE] += 6.0
         scores[:, EOS] -= 4.0
         scores[:, OPEN] += 6.0  # open spans often, so spans get exercised
-        banned = [p for p in range(trie.num_items) if not flt.allowed[p]]
-        for pos in banned[:5]:
-            path = trie_sequence(trie, pos)
+        for path in lures:
             scores[:, path] += 10.0  # and excluded items look best of all
         masked = constraint(seqs, scores)
         nxt = torch.multinomial(torch.softmax(masked, -1), 1, generator=gen)[:, 0]
@@ -128,8 +128,11 @@ def _run_adversarial(trie: SIDTrie, flt: TrieFilter, fmt: str, rows: int, seed: 
     return seqs
 
 
+SMALL = small_catalog()
+
+
 def trie_sequence(trie: SIDTrie, position: int) -> list[int]:
-    sequences, ids = small_catalog()
+    sequences, ids = SMALL
     item = str(trie.item_ids[position])
     etype = item.split(":")[0]
     return sequences[etype][ids[etype].index(item)]

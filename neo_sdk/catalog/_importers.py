@@ -29,7 +29,7 @@ import json
 import math
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -74,7 +74,6 @@ class ImportReport:
     rows: int
     inserted: int
     updated: int = 0
-    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -113,6 +113,7 @@ def beam_search_items(
             position_ids=positions.to(device), use_cache=True,
         )
     cache = _cache_of(out)
+    cache_kwarg = _cache_kwarg(model)
     logits = out.logits[:, -1, :].float()  # (Q, V)
     next_position = positions[:, -1] + 1  # (Q,)
 
@@ -160,7 +161,7 @@ def beam_search_items(
             out = model(
                 input_ids=torch.as_tensor(new_tokens, dtype=torch.long, device=device)[:, None],
                 attention_mask=attention.to(device), position_ids=step_positions[:, None].to(device),
-                **{_cache_kwarg(model): cache}, use_cache=True,
+                **{cache_kwarg: cache}, use_cache=True,
             )
         cache = _cache_of(out)
         logits = out.logits[:, -1, :].float()

@@ -44,7 +44,6 @@ class TrainSettings:
     num_hidden_layers: int | None = field(default=None, metadata={"help": "fast preset: first N layers"})
     stage: str = field(default="all", metadata={"help": "align, instruct or all"})
     max_minutes: float = field(default=15.0, metadata={"help": "budget for both stages together"})
-    align_share: float = field(default=0.3, metadata={"help": "share of the budget for stage 2"})
     max_steps: int | None = field(default=None, metadata={"help": "stage 3 step cap"})
     full: bool = field(default=False, metadata={"help": "full fine-tuning in stage 3 instead of LoRA"})
     lora_layers: int | None = 8
@@ -65,8 +64,8 @@ class TrainSettings:
     def __post_init__(self) -> None:
         if self.stage not in ("align", "instruct", "all"):
             raise ConfigError(f"stage must be align, instruct or all (got {self.stage!r})")
-        if self.max_minutes <= 0 or not 0 < self.align_share < 1:
-            raise ConfigError("max_minutes must be > 0 and align_share in (0, 1)")
+        if self.max_minutes <= 0:
+            raise ConfigError("max_minutes must be > 0")
 
 
 def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: bool = False,
@@ -91,6 +90,9 @@ def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: b
 
     if settings.stage == "instruct":  # continue from a stage-2 bundle at `out`
         contents = load_bundle(out, catalog=catalog, merge=False)
+        if contents.manifest["kind"] != "rows":
+            raise ConfigError(f"{out} already holds a stage-3 model ({contents.manifest['kind']});"
+                              " --stage instruct continues from a stage-2 bundle (--stage align)")
         model, tokenizer, vocab = contents.model, contents.tokenizer, contents.vocab
         metrics.update(contents.manifest.get("metrics", {}))
     else:
@@ -102,9 +104,9 @@ def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: b
         vocab.resize_model(model, seed=settings.seed)
     encoder = ExampleEncoder(tokenizer, vocab, system=prompts.system)
     facts = CatalogFacts(catalog, prompts)
-    titles = {i: facts.label(i) for t in facts.by_type for i in facts.by_type[t]}
 
     if settings.stage in ("align", "all"):
+        titles = {i: facts.label(i) for t in facts.by_type for i in facts.by_type[t]}
         examples = build_alignment_examples(catalog, prompts, seed=settings.seed, facts=facts)
         result = align(model, tokenizer, vocab, table, examples, AlignConfig(seed=settings.seed),
                        titles=titles, encoder=encoder, checkpoint_dir=work / "align", resume=resume)
@@ -116,7 +118,6 @@ def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: b
             metrics["align"]["text_to_sid"] = probe_text_to_sid(decoder, facts, prompts, n=settings.probe_items)
             log.info("stage 2 probes: %s", {k: metrics["align"][k] for k in ("sid_to_type", "text_to_sid")})
 
-    full = False
     if settings.stage in ("instruct", "all"):
         split = leave_one_out(catalog)
         examples = build_instruction_examples(
@@ -141,7 +142,6 @@ def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: b
         model, loop = instruct(model, encoded, config, new_rows=sid_rows(vocab),
                                pad_id=int(tokenizer.pad_token_id), checkpoint_dir=work / "instruct",
                                resume=resume)
-        full = settings.full
         curves["stage 3"] = loop.losses
         if settings.refit_examples:
             # Stage 3 moved the features the stage-2 output rows were fitted on; refit them on the
@@ -167,7 +167,6 @@ def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: b
             log.info("stage 3 probes: %s", {k: metrics["instruct"][k] for k in ("next_item_valid", "text_to_sid")})
     metrics["seconds"] = round(time.perf_counter() - started, 1)
     png = plot_losses(curves, work / "loss.png") if any(curves.values()) else None
-    kind_full = full if settings.stage != "align" else None
     if not main_process:
         catalog.close()
         return metrics
@@ -175,7 +174,7 @@ def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: b
         out, model=model, tokenizer=tokenizer, vocab=vocab, table=table, base_ref=settings.base,
         base_folder=resolve_base(settings.base), prompts_dir=default_prompts_dir(), catalog_path=str(db),
         training=dataclasses.asdict(settings), metrics=json.loads(json.dumps(metrics)),
-        kind="rows" if kind_full is None else ("full" if kind_full else "lora"),
+        kind="rows" if settings.stage == "align" else ("full" if settings.full else "lora"),
         num_hidden_layers=settings.num_hidden_layers,
         extra_files={"loss.png": png} if png else None,
     )

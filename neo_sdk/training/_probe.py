@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from neo_sdk.catalog import Split
 from neo_sdk.decoding import SIDTokens, SIDTrie, TrieFilter, beam_search_items
 from neo_sdk.prompts import PromptSet
-from neo_sdk.tasks import CatalogFacts, Example, format_history, item_marker, item_queries
+from neo_sdk.tasks import CatalogFacts, format_history, item_marker, item_queries
 from neo_sdk.training._format import ExampleEncoder
 
 
@@ -135,8 +135,3 @@ def probe_next_item(decoder: Decoder, split: Split, prompts: PromptSet, *, entit
     m = max(1, len(users))
     return {f"hr@{k}": model_hits / m, f"ndcg@{k}": model_ndcg / m,
             f"popularity_hr@{k}": pop_hits / m, f"popularity_ndcg@{k}": pop_ndcg / m, "users": len(users)}
-
-
-def eval_family_examples(examples: Sequence[Example]) -> int:
-    """How many examples use a held-out phrasing (must be 0 in training data)."""
-    return sum(1 for e in examples if e.family != "train")
