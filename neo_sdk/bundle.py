@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from neo_sdk._files import replace_dir, sha256_file
-from neo_sdk.errors import BundleError
+from neo_sdk.errors import BundleError, SIDError
 
 BUNDLE_FORMAT = 1
 MANIFEST = "manifest.json"
@@ -197,7 +197,13 @@ def load_bundle(path: str | Path, *, catalog: Any = None, base: str | None = Non
     if table.content_hash != manifest["sid_table_hash"]:
         raise BundleError(f"{path}: SID snapshot does not match the manifest's hash")
     if catalog is not None:
-        current = SIDTable.load(catalog)
+        try:
+            current = SIDTable.load(catalog)
+        except SIDError as exc:
+            raise BundleError(
+                f"{catalog.path} has no Semantic IDs matching this bundle ({exc}); open the catalog the"
+                " bundle was trained on"
+            ) from exc
         if current.content_hash != manifest["sid_table_hash"]:
             raise BundleError(
                 f"the SID table of {catalog.path} differs from the one this bundle was trained on"

@@ -97,3 +97,7 @@ class ModelLoadError(NeoError):
 
 class BundleError(NeoError):
     """A bundle is missing, corrupted, tampered with or does not match its catalog."""
+
+
+class SessionError(NeoError):
+    """A session cannot be created, found or resumed (unknown id, bad session database)."""

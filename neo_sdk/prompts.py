@@ -103,7 +103,7 @@ TEACHER_PLACEHOLDERS: dict[str, frozenset[str]] = {
     "llm_similar": frozenset({"item", "similar", "facts"}),
 }
 
-WORD_GROUPS = frozenset({"plurals", "relations", "roles", "misc"})
+WORD_GROUPS = frozenset({"plurals", "relations", "roles", "synonyms", "misc"})
 _FAMILY_NAME = r"^[a-z][a-z0-9_]*$"
 
 

@@ -39,3 +39,26 @@ def sample_catalog(tmp_path: Path):
 def snapshot(catalog) -> list[str]:
     """Every row of every table, as SQL: equal snapshots mean an unchanged database."""
     return list(catalog.db.conn.iterdump())
+
+
+@pytest.fixture(scope="session")
+def trained_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bundle trained end to end on the sample catalog (2-layer slice, a few steps, all tasks).
+
+    Quality is not the point (it is a few steps of a 2-layer slice): the runtime's guarantees
+    (real items, resolved types, exclusions, persistence) must hold for any trained model.
+    """
+    import contextlib
+    import io
+
+    from neo_sdk.cli import main
+
+    root = tmp_path_factory.mktemp("trained")
+    db = str(root / "sample.db")
+    build_sample_catalog(db).close()
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["sids", "build", "--db", db, "--levels", "2", "--codes", "2", "--no-progress"]) == 0
+        assert main(["train", "--db", db, "--out", str(root / "bundle"), "--layers", "2", "--max-steps", "4",
+                     "--max-minutes", "2", "--batch-size", "4", "--no-probes", "--seed", "0"]) == 0
+    return root / "bundle"

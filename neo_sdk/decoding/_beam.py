@@ -25,7 +25,7 @@ from neo_sdk.errors import DecodingError
 def _cache_of(out: object) -> object:
     """The KV cache of a forward output (``cache`` in recent transformers 5 releases)."""
     cache = getattr(out, "cache", None)
-    return cache if cache is not None else getattr(out, "past_key_values")
+    return cache if cache is not None else out.past_key_values
 
 
 def _cache_kwarg(model: torch.nn.Module) -> str:

@@ -100,6 +100,8 @@ class SIDConstraint:
         max_items: most items per answer (``ids``: exactly this many before EOS).
         eos_token_id: ends an ``ids`` answer.
         distinct: never generate the same item twice within one row.
+        filtered_items: apply ``filter`` to the first N spans only; later spans (e.g. the items an
+            explanation cites from the user's history) may name any catalog item. ``None``: all.
     """
 
     def __init__(
@@ -113,6 +115,7 @@ class SIDConstraint:
         max_items: int | None = None,
         eos_token_id: int | None = None,
         distinct: bool = True,
+        filtered_items: int | None = None,
     ) -> None:
         if format not in FORMATS:
             raise DecodingError(f"unknown output format {format!r}; use one of {FORMATS}")
@@ -126,6 +129,8 @@ class SIDConstraint:
         self.max_items = max_items
         self.eos_token_id = eos_token_id
         self.distinct = distinct
+        self.filtered_items = filtered_items
+        self._everything = TrieFilter.from_mask(np.ones(trie.num_items, dtype=bool))
         self._forbid_in_text = torch.as_tensor(
             np.append(tokens.code_tokens, tokens.closer), dtype=torch.long
         )
@@ -149,7 +154,8 @@ class SIDConstraint:
             return np.asarray([self.tokens.closer])
         child_tokens, targets, are_items = self.trie.children(state.node)
         excluded = state.items if self.distinct else ()
-        live = self.filter.alive(self.trie, targets, are_items, excluded)
+        unfiltered = self.filtered_items is not None and len(state.items) >= self.filtered_items
+        live = (self._everything if unfiltered else self.filter).alive(self.trie, targets, are_items, excluded)
         return child_tokens[live]
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:

@@ -50,22 +50,37 @@ def generate_constrained(
     temperature: float = 0.7,
     top_p: float = 0.9,
     seed: int | None = None,
-) -> list[int]:
+    filtered_items: int | None = None,
+    streamer: Any = None,
+    with_scores: bool = False,
+    prompt_length: int | None = None,
+) -> Any:
     """Greedy (default) or sampled generation with SID spans constrained to the trie.
 
     Every generation setting is pinned explicitly, so a model's own ``generation_config`` can
     never switch on sampling, beams or penalties behind the caller's back.
 
+    Args:
+        filtered_items: ``filter`` binds the first N spans only (see :class:`SIDConstraint`).
+        streamer: a transformers streamer that receives tokens as they are generated.
+        with_scores: also return each generated token's log-probability among the tokens the
+            constraint allowed at that step (a forced token scores 0).
+        prompt_length: where the answer starts, when the last tokens of ``prompt`` are a forced
+            start of the answer (e.g. a span opener): the constraint reads them as generated, and
+            they are returned (score 0).
+
     Returns:
-        The generated token ids (without the prompt).
+        The generated token ids (without the prompt and the end token); with ``with_scores``,
+        ``(ids, log_probs)``.
     """
     if seed is not None:
         torch.manual_seed(seed)
     device = next(model.parameters()).device
     input_ids = torch.as_tensor([list(prompt)], dtype=torch.long, device=device)
+    start = input_ids.shape[1] if prompt_length is None else prompt_length
     constraint = SIDConstraint(
-        trie, tokens, input_ids.shape[1], filter=filter, format=format, max_items=max_items,
-        eos_token_id=eos_token_id,
+        trie, tokens, start, filter=filter, format=format, max_items=max_items,
+        eos_token_id=eos_token_id, filtered_items=filtered_items,
     )
     config = GenerationConfig(
         max_new_tokens=max_new_tokens, do_sample=do_sample, num_beams=1,
@@ -73,16 +88,25 @@ def generate_constrained(
         temperature=temperature if do_sample else 1.0, top_p=top_p if do_sample else 1.0,
         top_k=0, repetition_penalty=1.0, eos_token_id=eos_token_id,
         pad_token_id=pad_token_id if pad_token_id is not None else eos_token_id,
+        output_scores=with_scores, return_dict_in_generate=True,
     )
     with torch.inference_mode():
         out = model.generate(
             input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
             generation_config=config, logits_processor=LogitsProcessorList([constraint]),
+            streamer=streamer,
         )
-    generated = out[0, input_ids.shape[1] :].tolist()
+    generated = out.sequences[0, start:].tolist()
+    forced = input_ids.shape[1] - start
+    log_probs: list[float] = []
+    if with_scores:  # scores are the processed (masked) logits of each step
+        log_probs = [0.0] * forced + [
+            float(torch.log_softmax(step[0].float(), -1)[token])
+            for step, token in zip(out.scores, generated[forced:])
+        ]
     if generated and generated[-1] == eos_token_id:
-        generated = generated[:-1]
-    return generated
+        generated, log_probs = generated[:-1], log_probs[:-1]
+    return (generated, log_probs) if with_scores else generated
 
 
 def parse_output(

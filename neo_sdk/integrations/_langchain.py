@@ -1,0 +1,215 @@
+"""``ChatNeo``: a trained bundle as a LangChain chat model.
+
+* The last human message is the request; earlier AI messages produced by ``ChatNeo`` carry their
+  request and items in ``response_metadata``, so follow-ups ("more like the second one") work
+  with any message store, e.g. ``RunnableWithMessageHistory``.
+* Item references: ``message.response_metadata["neo_items"]`` (id, type, title, SID, score) and
+  the whole answer in ``response_metadata["neo"]``.
+* Streaming: text token by token; each item reference as its SID span completes (a chunk whose
+  content is the item's title and whose ``neo_items`` holds it).
+* Per call: the user comes from ``invoke(..., user=...)`` / ``.bind(user=...)``, from
+  ``config={"metadata": {"neo_user": ...}}`` or ``config={"configurable": {"neo_user": ...}}``,
+  else from the ``user`` field. ``neo_session`` (same places) continues a stored ``Session``
+  instead of reading the dialogue from the messages.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import RunnableLambda
+from langchain_core.runnables.config import ensure_config
+from pydantic import ConfigDict, Field, PrivateAttr
+
+from neo_sdk.errors import ConfigError
+from neo_sdk.session._answer import Answer, ItemRef, Request
+
+_OPTIONS = ("task", "entity_type", "format", "k", "filters")
+
+
+class ChatNeo(BaseChatModel):
+    """A neo-sdk bundle behind LangChain's chat model interface.
+
+    Example:
+        >>> chat = ChatNeo(bundle="demo/bundle", user="196")         # doctest: +SKIP
+        >>> chat.invoke("movies like this, explain why").content     # doctest: +SKIP
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
+
+    bundle: str | None = Field(default=None, description="bundle folder (loaded on first use)")
+    catalog: str | None = Field(default=None, description="catalog path overriding the bundle's")
+    sessions: str | None = Field(default=None, description="session database for neo_session calls")
+    neo: Any = Field(default=None, exclude=True, description="an already loaded neo_sdk.Neo")
+    user: str | None = Field(default=None, description="default catalog user id")
+    k: int | None = Field(default=None, description="default number of items of id answers")
+    temperature: float | None = None
+    max_tokens: int | None = Field(default=None, description="cap on generated tokens (text/mixed)")
+    stop: list[str] | None = Field(default=None, alias="stop_sequences")
+    streaming: bool = False
+    model_name: str = Field(default="neo", alias="model")
+
+    _loaded: Any = PrivateAttr(default=None)
+    _lock: Any = PrivateAttr(default_factory=threading.Lock)
+
+    @property
+    def _llm_type(self) -> str:
+        return "neo"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_name": self.model_name, "bundle": self.bundle, "user": self.user, "k": self.k}
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
+        params = super()._get_ls_params(stop=stop, **kwargs)
+        params["ls_provider"] = "neo"
+        params["ls_model_name"] = kwargs.get("model") if isinstance(kwargs.get("model"), str) else self.model_name
+        return params
+
+    # ----------------------------------------------------------------------------- runtime
+    def runtime(self) -> Any:
+        """The :class:`~neo_sdk.Neo` behind this model (loaded from ``bundle`` on first use)."""
+        if self.neo is not None:
+            return self.neo
+        with self._lock:
+            if self._loaded is None:
+                if not self.bundle:
+                    raise ConfigError("ChatNeo needs bundle= (a trained bundle folder) or neo= (a loaded Neo)")
+                from neo_sdk.session import Neo
+
+                self._loaded = Neo.load(Path(self.bundle), catalog=self.catalog, sessions=self.sessions)
+            return self._loaded
+
+    def _session(self, messages: Sequence[BaseMessage], run_manager: Any, kwargs: dict[str, Any]) -> tuple[Any, str]:
+        neo = self.runtime()
+        if self.max_tokens is not None:
+            neo.max_new_tokens = self.max_tokens
+        user = self._option("neo_user", "user", run_manager, kwargs) or self.user
+        stored = self._option("neo_session", "session_id", run_manager, kwargs)
+        request = _last_human_text(messages)
+        if stored:
+            return neo.session(user=user, session_id=str(stored)), request
+        session = neo.session(user=user, persist=False)
+        session.answers = _answers_from(messages, session.id)
+        if session.answers:
+            last = session.answers[-1]
+            session.focus = next((i.id for i in last.answer_items), None) or last.request.focus or session.focus
+        return session, request
+
+    @staticmethod
+    def _option(name: str, kwarg: str, run_manager: Any, kwargs: dict[str, Any]) -> Any:
+        if kwargs.get(kwarg) is not None:
+            return kwargs[kwarg]
+        metadata = getattr(run_manager, "metadata", None) or {}
+        if metadata.get(name) is not None:
+            return metadata[name]
+        return ensure_config().get("configurable", {}).get(name)
+
+    def _ask_options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        options = {key: kwargs[key] for key in _OPTIONS if kwargs.get(key) is not None}
+        if "k" not in options and self.k is not None:
+            options["k"] = self.k
+        return options
+
+    # ------------------------------------------------------------------------- generation
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        session, request = self._session(messages, run_manager, kwargs)
+        answer = session.ask(request, **self._ask_options(kwargs))
+        message = AIMessage(content=answer.text, response_metadata=self._metadata(answer))
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        session, request = self._session(messages, run_manager, kwargs)
+        for event in session.stream(request, **self._ask_options(kwargs)):
+            if event.answer is not None:
+                metadata = self._metadata(event.answer)
+                del metadata["neo_items"]  # already sent, one per item chunk
+                chunk = ChatGenerationChunk(message=AIMessageChunk(content="", response_metadata=metadata,
+                                                                   chunk_position="last"))
+            elif event.item is not None:
+                chunk = ChatGenerationChunk(message=AIMessageChunk(
+                    content=event.text, response_metadata={"neo_items": [event.item.model_dump(mode="json")]}))
+            elif event.text:
+                chunk = ChatGenerationChunk(message=AIMessageChunk(content=event.text))
+            else:
+                continue
+            if run_manager:
+                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+
+    def _metadata(self, answer: Answer) -> dict[str, Any]:
+        return {
+            "model_name": self.model_name,
+            "neo": answer.model_dump(mode="json", exclude={"items"}),
+            "neo_items": [item.model_dump(mode="json") for item in answer.items],
+        }
+
+    # ------------------------------------------------------------------------ structured
+    def with_structured_output(self, schema: Any = None, *, include_raw: bool = False, **kwargs: Any) -> Any:
+        """Only ``schema=neo_sdk.Answer`` is supported: the structured answer with its catalog items.
+
+        Raises:
+            NotImplementedError: any other schema (the model emits catalog items, not free JSON).
+        """
+        if schema is not Answer:
+            raise NotImplementedError(
+                "ChatNeo returns catalog items, not free-form JSON: use with_structured_output(neo_sdk.Answer)"
+                " for the structured answer, or read message.response_metadata['neo_items']"
+            )
+        parse = RunnableLambda(lambda message: answer_of(message))
+        if include_raw:
+            return self | RunnableLambda(lambda message: {"raw": message, "parsed": answer_of(message),
+                                                          "parsing_error": None})
+        return self | parse
+
+
+def answer_of(message: BaseMessage) -> Answer:
+    """The :class:`Answer` carried by a ``ChatNeo`` message (invoked or aggregated from a stream)."""
+    meta = message.response_metadata
+    if "neo" not in meta:
+        raise ConfigError("this message was not produced by ChatNeo (no 'neo' in response_metadata)")
+    return Answer.model_validate({**meta["neo"], "items": meta.get("neo_items", [])})
+
+
+def _last_human_text(messages: Sequence[BaseMessage]) -> str:
+    for message in reversed(messages):
+        if isinstance(message, HumanMessage) or getattr(message, "type", "") == "human":
+            text = message.text if isinstance(message.text, str) else message.text()
+            if text.strip():
+                return text
+    raise ConfigError("ChatNeo needs a human message with the request text")
+
+
+def _answers_from(messages: Sequence[BaseMessage], session_id: str) -> list[Answer]:
+    """Earlier ChatNeo answers in the conversation (enough of them for follow-ups)."""
+    answers: list[Answer] = []
+    for message in messages[:-1]:
+        meta = getattr(message, "response_metadata", None) or {}
+        if message.type != "ai" or "neo" not in meta:
+            continue
+        data = meta["neo"]
+        answers.append(Answer(
+            text=str(message.content), segments=[], items=[ItemRef.model_validate(i) for i in meta.get("neo_items", [])],
+            task=data["task"], entity_type=data["entity_type"], format=data["format"],
+            request=Request.model_validate(data["request"]), session_id=session_id, turn=len(answers),
+        ))
+    return answers

@@ -1,0 +1,35 @@
+"""The runtime: ``Neo`` (a loaded bundle), ``Session`` (a conversation), ``Answer``, steering.
+
+Example:
+    >>> from neo_sdk import Neo                                  # doctest: +SKIP
+    >>> session = Neo.load("demo/bundle").session(user="196")    # doctest: +SKIP
+    >>> print(session.ask("movies like this, explain why"))      # doctest: +SKIP
+"""
+
+from neo_sdk.session._answer import TASKS, Answer, ItemPart, ItemRef, Request, TextPart
+from neo_sdk.session._neo import Neo, StreamEvent
+from neo_sdk.session._session import Session
+from neo_sdk.session._steering import (
+    DialogueState,
+    SteeringVocabulary,
+    normalize_title,
+    resolve,
+)
+from neo_sdk.session._store import SessionStore
+
+__all__ = [
+    "TASKS",
+    "Answer",
+    "DialogueState",
+    "ItemPart",
+    "ItemRef",
+    "Neo",
+    "Request",
+    "Session",
+    "SessionStore",
+    "SteeringVocabulary",
+    "StreamEvent",
+    "TextPart",
+    "normalize_title",
+    "resolve",
+]

@@ -1,0 +1,104 @@
+"""What ``Session.ask`` returns: text with real catalog items, and how the request was read."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Task = Literal["next_item", "search", "explain", "profile", "like_this"]
+Format = Literal["ids", "text", "mixed"]
+TASKS: tuple[str, ...] = ("next_item", "search", "explain", "profile", "like_this")
+
+
+class ItemRef(BaseModel):
+    """A catalog item named in an answer (it exists: constrained decoding guarantees it)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    type: str
+    title: str
+    sid: str = Field(description="the item's Semantic ID as code tokens, e.g. <|movie_0_3|><|movie_1_7|>")
+    score: float | None = Field(default=None, description="log-probability of the item's SID given the prompt")
+    role: Literal["answer", "cited"] = Field(
+        default="answer", description="answer: what was asked for; cited: named inside an explanation"
+    )
+    year: int | None = None
+
+    def label(self) -> str:
+        return f"{self.title} ({self.year})" if self.year and str(self.year) not in self.title else self.title
+
+
+class TextPart(BaseModel):
+    """Free text between item references."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["text"] = "text"
+    text: str
+
+
+class ItemPart(BaseModel):
+    """An item reference, in the order the model produced it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["item"] = "item"
+    item: ItemRef
+
+
+Segment = Annotated[TextPart | ItemPart, Field(discriminator="kind")]
+
+
+class Request(BaseModel):
+    """A request after steering resolution: what the session actually runs (all fields explicit)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    task: Task
+    entity_type: str
+    format: Format
+    k: int = Field(ge=1, le=100)
+    focus: str | None = Field(default=None, description="the item 'this' refers to (like_this)")
+    query: str | None = Field(default=None, description="search words (search)")
+    year_min: int | None = None
+    year_max: int | None = None
+    exclude: tuple[str, ...] = Field(default=(), description="items excluded by the request itself")
+    refines: int | None = Field(default=None, description="turn index this request refines, if any")
+    reasons: tuple[str, ...] = Field(default=(), description="which words decided what (for debugging)")
+
+
+class Answer(BaseModel):
+    """A session's reply. ``str(answer)`` reads well in a terminal; ``answer.items`` are real items."""
+
+    text: str
+    segments: list[Segment]
+    items: list[ItemRef]
+    task: Task
+    entity_type: str
+    format: Format
+    request: Request
+    session_id: str
+    turn: int
+    timings: dict[str, float] = Field(default_factory=dict, description="milliseconds per phase")
+
+    @property
+    def answer_items(self) -> list[ItemRef]:
+        """The items that answer the request (not those cited inside an explanation)."""
+        return [i for i in self.items if i.role == "answer"]
+
+    def __str__(self) -> str:
+        head = f"[{self.task} · {self.entity_type} · {self.format}]"
+        if self.format == "ids":
+            lines = [f"{n:>2}. {item.label()}  ({item.id})" for n, item in enumerate(self.items, 1)]
+            return "\n".join([head, *lines]) if lines else f"{head} no matching item"
+        return f"{head} {self.text}"
+
+    def summary(self) -> dict[str, Any]:
+        """A compact, JSON-friendly view (used in chat message metadata)."""
+        return {
+            "task": self.task, "entity_type": self.entity_type, "format": self.format,
+            "session_id": self.session_id, "turn": self.turn, "focus": self.request.focus,
+        }

@@ -1,0 +1,191 @@
+"""``Session``: one conversation — dialogue memory, the user's history, exclusions, persistence."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from neo_sdk.session._answer import Answer, ItemPart, Request, TextPart
+from neo_sdk.session._steering import DialogueState, resolve
+
+if TYPE_CHECKING:
+    from neo_sdk.session._neo import Neo, StreamEvent
+
+RECOMMENDATION_TASKS = frozenset({"next_item", "explain", "like_this"})
+
+
+class Session:
+    """A conversation with a user over one bundle. Make one with :meth:`Neo.session`.
+
+    Memory: every turn's request and answer; the *focus* ("this", "that one") is the last item
+    discussed or consumed; "the second one" is the second item of the previous answer. Each turn
+    is committed to the session store before :meth:`ask` returns, so :meth:`Neo.resume` picks up
+    exactly there after a restart.
+    """
+
+    def __init__(
+        self,
+        neo: Neo,
+        session_id: str,
+        user: str | None,
+        history: Sequence[str],
+        options: Mapping[str, Any],
+        *,
+        answers: Sequence[Answer] = (),
+        focus: str | None = None,
+        recorded: Sequence[tuple[str, str]] = (),
+        persist: bool = True,
+    ) -> None:
+        self.neo = neo
+        self.persist = persist
+        self.id = session_id
+        self.user = user
+        self.history: list[str] = list(history)
+        self.exclude_consumed = bool(options.get("exclude_consumed", True))
+        self.exclude_recommended = bool(options.get("exclude_recommended", True))
+        self.answers: list[Answer] = list(answers)
+        self.recorded: list[tuple[str, str]] = list(recorded)
+        self.focus = focus or (self.history[-1] if self.history else None)
+
+    def __repr__(self) -> str:
+        return f"Session(id={self.id!r}, user={self.user!r}, turns={len(self.answers)}, focus={self.focus!r})"
+
+    # --------------------------------------------------------------------------- requests
+    def resolve(
+        self,
+        text: str,
+        *,
+        task: str | None = None,
+        entity_type: str | None = None,
+        format: str | None = None,
+        k: int | None = None,
+        filters: Mapping[str, Any] | None = None,
+    ) -> Request:
+        """How :meth:`ask` would read ``text`` now (task, type, format, k, focus, filters)."""
+        last = self.answers[-1] if self.answers else None
+        state = DialogueState(
+            last=last.request if last else None,
+            last_turn=last.turn if last else None,
+            last_items=[i.id for i in last.answer_items] if last else [],
+            focus=self.focus,
+            history=self.history,
+        )
+        return resolve(text, self.neo.steering, state, task=task, entity_type=entity_type, format=format,
+                       k=k, filters=filters)
+
+    def ask(
+        self,
+        text: str,
+        *,
+        task: str | None = None,
+        entity_type: str | None = None,
+        format: str | None = None,
+        k: int | None = None,
+        filters: Mapping[str, Any] | None = None,
+    ) -> Answer:
+        """Answer a request in words; explicit arguments override what the words say.
+
+        Args:
+            text: the request, e.g. ``"movies like this, explain why"`` or ``"only from the 90s"``.
+            task: ``next_item``, ``search``, ``explain``, ``profile`` or ``like_this``.
+            entity_type: the type of items to return (e.g. ``movie``, ``person``).
+            format: ``ids`` (a ranked list), ``mixed`` (item + explanation) or ``text``.
+            k: number of items of an ``ids`` answer.
+            filters: ``year_min``, ``year_max`` (ints) and ``exclude`` (item ids).
+
+        Returns:
+            An :class:`Answer` whose items all exist in the catalog and have the resolved type
+            (explanations may also cite items of any type, marked ``role="cited"``).
+        """
+        answer = None
+        for event in self.stream(text, task=task, entity_type=entity_type, format=format, k=k, filters=filters):
+            answer = event.answer or answer
+        assert answer is not None
+        return answer
+
+    def stream(
+        self,
+        text: str,
+        *,
+        task: str | None = None,
+        entity_type: str | None = None,
+        format: str | None = None,
+        k: int | None = None,
+        filters: Mapping[str, Any] | None = None,
+    ) -> Iterator[StreamEvent]:
+        """Like :meth:`ask`, as events: text deltas, each item when its span completes, then the
+        final event carrying the :class:`Answer` (committed to the store by then)."""
+        from neo_sdk.session._neo import StreamEvent
+
+        started = time.perf_counter()
+        request = self.resolve(text, task=task, entity_type=entity_type, format=format, k=k, filters=filters)
+        resolved_ms = (time.perf_counter() - started) * 1000
+        out: dict[str, Any] = {}
+        yield from self.neo.run(request, self.history, self.user, self.excluded(request), out)
+        segments = out["segments"]
+        items = [s.item for s in segments if isinstance(s, ItemPart)]
+        answer_text = "".join(s.text if isinstance(s, TextPart) else s.item.label() for s in segments)
+        timings = {"resolve_ms": resolved_ms, **out["timings"]}
+        timings["total_ms"] = (time.perf_counter() - started) * 1000
+        answer = Answer(
+            text=answer_text, segments=segments, items=items, task=request.task,
+            entity_type=request.entity_type, format=request.format, request=request, session_id=self.id,
+            turn=-1, timings={k: round(v, 2) for k, v in timings.items()},
+        )
+        focus = next((i.id for i in answer.answer_items), None) or request.focus or self.focus
+        numbered: dict[int, Answer] = {}
+
+        def render(index: int) -> tuple[str, str]:
+            numbered[index] = answer.model_copy(update={"turn": index})
+            return request.model_dump_json(), numbered[index].model_dump_json()
+
+        if self.persist:
+            turn = self.neo.store.add_turn(self.id, render, focus)
+        else:
+            turn = len(self.answers)
+            render(turn)
+        answer = numbered[turn]
+        self.answers.append(answer)
+        self.focus = focus
+        yield StreamEvent(answer=answer)
+
+    def excluded(self, request: Request) -> list[str]:
+        """Items a request may not return: its own exclusions, earlier recommendations (except
+        those of the turn it refines), consumed items for recommendation tasks, the focus item."""
+        out = list(request.exclude)
+        if request.task == "profile":
+            return out
+        if self.exclude_recommended:
+            for answer in self.answers:
+                if answer.turn != request.refines:
+                    out += [i.id for i in answer.answer_items]
+        if self.exclude_consumed and request.task in RECOMMENDATION_TASKS:
+            out += self.history
+        if request.task == "like_this" and request.focus:
+            out.append(request.focus)
+        return list(dict.fromkeys(out))
+
+    # ---------------------------------------------------------------------------- history
+    def record(self, item_id: str, event: str = "consume") -> None:
+        """Add an item the user consumed (or any event) to the session's history and focus.
+
+        Raises:
+            UnknownItemError: no such item.
+        """
+        self.neo.item(item_id)
+        if self.persist:
+            self.neo.store.add_event(self.id, item_id, event)
+        self.history.append(item_id)
+        self.recorded.append((item_id, event))
+        self.focus = item_id
+
+    @property
+    def turns(self) -> list[Answer]:
+        """Every answer of this session, oldest first."""
+        return list(self.answers)
+
+    def delete(self) -> None:
+        """Remove this session from the store."""
+        if self.persist:
+            self.neo.store.delete(self.id)

@@ -1,0 +1,390 @@
+"""Steering resolution: a request's words (or explicit arguments) -> task, entity type, format, k,
+filters and the item "this" refers to.
+
+The trained model is steered by language, but the runtime must know *before* decoding whether it
+runs a beam search over ids or free generation, which entity types the trie allows, and which items
+to exclude. This module is that cheap, deterministic first pass. Rules, in order:
+
+1. **Explicit arguments win** (``task=``, ``entity_type=``, ``format=``, ``k=``, ``filters=``).
+2. **References**: "the second one", "#3", "the last one" name an item of the previous answer;
+   "this", "that one", "it" name the session's *focus* (the last item discussed or consumed);
+   "like <title>" names a catalog item by title.
+3. **Task cues**: profile ("describe my taste", "what do I like"), like_this ("like this",
+   "similar", "more like"), search ("find", "search", "starring", "directed by", a genre or decade
+   word), explain ("why", "explain" + a recommendation), next_item ("recommend", "suggest", and the
+   default).
+4. **Follow-ups**: a request without a task cue that only changes something ("only from the 90s",
+   "not that one", "now people instead", "top 3") *refines* the previous request: it inherits task,
+   type, focus and query, and adds its own changes.
+5. **Entity type**: the first type word (type names, plurals, synonyms and role words such as
+   "actors" or "directors", taken from the prompts' ``words`` and the catalog relations); else the
+   focus item's type (like_this), the user's most frequent type, or the catalog's main type.
+6. **Format**: "ids only"/"just the list" -> ids; "why"/"explain" -> mixed; profile -> text; else
+   the task's first declared format. A format the task does not declare falls back to that default
+   (an explicit ``format=`` that the task does not declare raises :class:`ConfigError`).
+7. **Filters**: decades ("90s", "the 1980s"), "before 1990", "after 2000", "from 1995".
+
+Everything it decided is in ``Request.reasons``.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from neo_sdk.errors import ConfigError, UnknownItemError
+from neo_sdk.session._answer import TASKS, Request
+
+NUMBER_WORDS = {
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20, "a couple of": 2,
+    "a few": 3, "a": 1, "an": 1, "single": 1,
+}
+ORDINALS = {
+    "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7,
+    "eighth": 8, "ninth": 9, "tenth": 10, "1st": 1, "2nd": 2, "3rd": 3, "last": -1,
+}
+DEFAULT_K = {"ids": 10, "mixed": 1, "text": 1}
+
+_PROFILE = re.compile(
+    r"\b(describe|profile|summari[sz]e|portrait|characteri[sz]e)\b.*\b(me|my|user|taste|interests|them|they)\b"
+    r"|\bmy (taste|interests|profile|preferences)\b|\bwhat (do|does) (i|the user|they|he|she) (like|enjoy)\b"
+    r"|\bwho am i\b|\bwhat am i into\b|\bdescribe (me|the user|this user|them)\b"
+)
+_LIKE_THIS = re.compile(
+    r"\b(like (this|that|it|these|those|the \w+ one)|similar|more like|resembl\w*|in the (same )?vein"
+    r"|reminds? (me|you) of|along the lines of)\b"
+)
+_LIKE_TITLE = re.compile(r"\b(?:like|similar to|resembling|fans of)\s+(.+)$")
+_SEARCH = re.compile(
+    r"\b(find|search|look(ing)? for|starring|directed by|written by|about|featuring|with actor|show me)\b"
+)
+_EXPLAIN = re.compile(r"\b(why|explain\w*|reasons?|because|justify|justification)\b")
+_RECOMMEND = re.compile(r"\b(recommend\w*|suggest\w*|next|for me|should i|what to (watch|read|see))\b")
+_IDS_ONLY = re.compile(r"\b(ids?( only)?|just (the )?(list|titles|ids)|list only|only the list|no explanation)\b")
+_REFINE = re.compile(r"^\s*(only|now|instead|but|and|also|more|again|another|what about|how about|not|no|"
+                     r"except|without|just|make it|same)\b|\binstead\b|\bonly\b")
+_NEGATE = re.compile(
+    r"\b(not|no|without|except|exclude|drop|remove|skip)\s+(that|this|it|the \w+( one)?|#\d+|number \d+)\b"
+    r"|\bnot (that|this) one\b"
+)
+_ORDINAL = re.compile(
+    r"\b(?:the\s+)?(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|1st|2nd|3rd|\d+th|last)"
+    r"(?:\s+(?:one|item|pick|result|\w+))?\b|#(\d+)\b|\bnumber (\d+)\b"
+)
+_THIS = re.compile(r"\b(this|that|it)( one)?\b")
+_TOP_K = re.compile(r"\b(?:top|best|give me|show me|list)\s+(\d+)\b|\b(\d+)\s+(?:\w+\s+)?(?=\w+)")
+_DECADE = re.compile(r"\b(?:the\s+)?(?:(1[89]|20)(\d)0s|'?(\d)0s)\b")
+_BEFORE = re.compile(r"\b(?:before|until|pre)[- ](1[89]\d\d|20\d\d)\b")
+_AFTER = re.compile(r"\b(?:after|since|post)[- ](1[89]\d\d|20\d\d)\b")
+_FROM_YEAR = re.compile(r"\b(?:from|in|of) (1[89]\d\d|20\d\d)\b")
+_FILLER = re.compile(
+    r"\b(please|can you|could you|would you|i'?m|i am|i want|i'd like|give me|show me|some|any|me|for|the|a|an|"
+    r"find|search( for)?|look(ing)? for|which|what|are|good|list|top|best|only|just|ids?|titles?|"
+    r"that are|that is|in|of|from|catalog)\b"
+)
+
+
+def normalize_title(title: str) -> str:
+    """Lowercase, accents and punctuation removed, year dropped, ``Usual Suspects, The`` -> ``the usual suspects``."""
+    text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode().lower()
+    text = re.sub(r"\s*\((?:\d{4}|[^)]*)\)\s*$", "", text.strip())
+    moved = re.match(r"^(.*), (the|a|an|la|le|les|il|el|der|die|das)$", text)
+    if moved:
+        text = f"{moved.group(2)} {moved.group(1)}"
+    return re.sub(r"[^a-z0-9]+", " ", text).strip()
+
+
+@dataclass
+class SteeringVocabulary:
+    """What the resolver knows about a catalog: type words, titles, genres, defaults."""
+
+    types: list[str]
+    default_type: str
+    type_words: dict[str, str]  # word (lowercase) -> entity type
+    titles: dict[str, str]  # normalized title -> item id
+    genres: set[str]
+    type_of: Callable[[str], str]
+    year_of: Callable[[str], int | None] = lambda item_id: None
+    formats: Mapping[str, Sequence[str]] = field(default_factory=dict)  # task -> declared formats
+
+    def find_title(self, text: str) -> str | None:
+        """The catalog item whose title starts ``text`` (longest match first)."""
+        words = normalize_title(text).split()
+        for end in range(min(len(words), 12), 0, -1):
+            candidate = " ".join(words[:end])
+            if candidate in self.titles:
+                return self.titles[candidate]
+            if f"the {candidate}" in self.titles:
+                return self.titles[f"the {candidate}"]
+        return None
+
+
+@dataclass
+class DialogueState:
+    """What the resolver needs from the session: previous request and items, focus, history."""
+
+    last: Request | None = None
+    last_turn: int | None = None
+    last_items: list[str] = field(default_factory=list)  # answer items of the previous turn, in order
+    focus: str | None = None
+    history: list[str] = field(default_factory=list)
+
+
+def resolve(
+    text: str,
+    vocab: SteeringVocabulary,
+    state: DialogueState,
+    *,
+    task: str | None = None,
+    entity_type: str | None = None,
+    format: str | None = None,
+    k: int | None = None,
+    filters: Mapping[str, Any] | None = None,
+) -> Request:
+    """Read a request. Explicit arguments win over the words; see the module docstring.
+
+    Raises:
+        ConfigError: an explicit task, type, format or filter that cannot be honoured.
+        UnknownItemError: ``filters["exclude"]`` names an item that does not exist.
+    """
+    t = " ".join(text.lower().split())
+    reasons: list[str] = []
+    if task is not None and task not in TASKS:
+        raise ConfigError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
+    if entity_type is not None and entity_type not in vocab.types:
+        raise ConfigError(f"unknown entity type {entity_type!r}; this bundle knows {', '.join(vocab.types)}")
+    if format is not None and format not in ("ids", "text", "mixed"):
+        raise ConfigError(f"unknown format {format!r}; use ids, text or mixed")
+
+    # references --------------------------------------------------------------------------
+    referenced = _ordinal_item(t, state)
+    if referenced:
+        reasons.append(f"reference: {referenced}")
+    negated: list[str] = []
+    if _NEGATE.search(t):
+        target = referenced or state.focus
+        if target:
+            negated.append(target)
+            reasons.append(f"exclude: {target}")
+            referenced = None
+
+    # task ---------------------------------------------------------------------------------
+    cue_task = _task_cue(t, vocab)
+    title_item = None
+    if cue_task == "like_this" or (cue_task is None and _LIKE_TITLE.search(t)):
+        match = _LIKE_TITLE.search(t)
+        if match and not _THIS.match(match.group(1)):
+            title_item = vocab.find_title(match.group(1))
+            if title_item:
+                cue_task = "like_this"
+                reasons.append(f"title: {title_item}")
+    wants_why = bool(_EXPLAIN.search(t))
+    refining = (
+        state.last is not None and cue_task is None and task is None
+        and (bool(_REFINE.search(t)) or bool(negated) or _has_filter(t) or _type_word(t, vocab) is not None
+             or _k_of(t) is not None)
+    )
+    base = state.last if refining and state.last is not None else None
+    if task is not None:
+        chosen_task = task
+        reasons.append("task: argument")
+    elif cue_task is not None:
+        chosen_task = cue_task
+        if cue_task == "next_item" and wants_why:
+            chosen_task = "explain"
+        reasons.append(f"task: words ({chosen_task})")
+    elif base is not None:
+        chosen_task = base.task
+        reasons.append(f"task: refines turn {state.last_turn}")
+    else:
+        chosen_task = "explain" if wants_why else "next_item"
+        reasons.append(f"task: default ({chosen_task})")
+
+    # focus ---------------------------------------------------------------------------------
+    focus = title_item or referenced
+    if focus is None and base is not None and base.focus and base.focus not in negated:
+        focus = base.focus
+    if focus is None and chosen_task == "like_this":
+        focus = state.focus if state.focus not in negated else (state.history[-1] if state.history else None)
+    if chosen_task == "like_this" and focus is None:
+        raise ConfigError("a 'like this' request needs an item: name one, record one, or start the"
+                          " session with a history")
+
+    # entity type -----------------------------------------------------------------------------
+    word_type = _type_word(t, vocab)
+    if entity_type is not None:
+        chosen_type = entity_type
+    elif word_type is not None:
+        chosen_type = word_type
+        reasons.append(f"type: words ({word_type})")
+    elif base is not None:
+        chosen_type = base.entity_type
+    elif chosen_task == "like_this" and focus is not None:
+        chosen_type = vocab.type_of(focus)
+    else:
+        chosen_type = _main_type(state.history, vocab)
+
+    # format ---------------------------------------------------------------------------------
+    declared = list(vocab.formats.get(chosen_task, ())) or ["ids"]
+    if format is not None:
+        if format not in declared:
+            raise ConfigError(f"task {chosen_task} answers in {', '.join(declared)}; format {format!r} is not"
+                              " one of them (the prompt files declare each task's formats)")
+        chosen_format = format
+    else:
+        wanted = "ids" if _IDS_ONLY.search(t) else "mixed" if wants_why else None
+        if wanted is None and base is not None and base.task == chosen_task:
+            wanted = base.format
+        chosen_format = wanted if wanted in declared else declared[0]
+
+    # k ----------------------------------------------------------------------------------------
+    if k is not None:
+        chosen_k = int(k)
+    elif chosen_format != "ids":
+        chosen_k = 1
+    else:
+        chosen_k = _k_of(t) or (base.k if base is not None else DEFAULT_K["ids"])
+    if not 1 <= chosen_k <= 100:
+        raise ConfigError(f"k must be between 1 and 100 (got {chosen_k})")
+
+    # filters ----------------------------------------------------------------------------------
+    year_min, year_max = _years(t)
+    if base is not None:
+        year_min = year_min if year_min is not None else base.year_min
+        year_max = year_max if year_max is not None else base.year_max
+    exclude = list(base.exclude) if base is not None else []
+    exclude += [i for i in negated if i not in exclude]
+    filters = dict(filters or {})
+    unknown = sorted(set(filters) - {"year_min", "year_max", "exclude"})
+    if unknown:
+        raise ConfigError(f"unknown filter(s) {unknown}; filters take year_min, year_max and exclude")
+    year_min = filters.get("year_min", year_min)
+    year_max = filters.get("year_max", year_max)
+    for name, value in (("year_min", year_min), ("year_max", year_max)):
+        if value is not None and not isinstance(value, int):
+            raise ConfigError(f"filter {name} must be an integer year (got {value!r})")
+    for item in filters.get("exclude", ()):
+        vocab.type_of(item)  # raises UnknownItemError
+        if item not in exclude:
+            exclude.append(item)
+
+    query = None
+    if chosen_task == "search" and base is not None and base.query:
+        query = base.query  # a refinement keeps the search words; a new decade is added to them
+        decade = _DECADE.search(t)
+        if decade and year_min is not None and f"{year_min}s" not in query:
+            query = f"{year_min}s {query}"
+    elif chosen_task == "search":
+        query = _search_query(t, vocab) or t
+    return Request(
+        text=text, task=chosen_task, entity_type=chosen_type, format=chosen_format, k=chosen_k,  # type: ignore[arg-type]
+        focus=focus, query=query, year_min=year_min, year_max=year_max, exclude=tuple(exclude),
+        refines=state.last_turn if base is not None else None, reasons=tuple(reasons),
+    )
+
+
+# ----------------------------------------------------------------------------- helpers
+def _task_cue(t: str, vocab: SteeringVocabulary) -> str | None:
+    if _PROFILE.search(t):
+        return "profile"
+    if _LIKE_THIS.search(t):
+        return "like_this"
+    if _SEARCH.search(t) or _genre_words(t, vocab):
+        return "search"
+    if _RECOMMEND.search(t):
+        return "next_item"
+    return None
+
+
+def _genre_words(t: str, vocab: SteeringVocabulary) -> list[str]:
+    words = set(re.findall(r"[a-z][a-z\-']+", t))
+    return [g for g in vocab.genres if g in words or (" " in g and g in t)]
+
+
+def _type_word(t: str, vocab: SteeringVocabulary) -> str | None:
+    best: tuple[int, str] | None = None
+    for word, etype in vocab.type_words.items():
+        match = re.search(rf"\b{re.escape(word)}\b", t)
+        if match and (best is None or match.start() < best[0]):
+            best = (match.start(), etype)
+    return best[1] if best else None
+
+
+def _main_type(history: Sequence[str], vocab: SteeringVocabulary) -> str:
+    counts: dict[str, int] = {}
+    for item in history:
+        try:
+            etype = vocab.type_of(item)
+        except UnknownItemError:
+            continue
+        counts[etype] = counts.get(etype, 0) + 1
+    return max(counts, key=lambda e: (counts[e], e == vocab.default_type)) if counts else vocab.default_type
+
+
+def _ordinal_item(t: str, state: DialogueState) -> str | None:
+    if not state.last_items:
+        return None
+    for match in _ORDINAL.finditer(t):
+        word, hash_n, number_n = match.group(1), match.group(2), match.group(3)
+        if word:
+            index = ORDINALS.get(word) or (int(word[:-2]) if word[:-2].isdigit() else None)
+        else:
+            index = int(hash_n or number_n)
+        if index is None:
+            continue
+        if index == -1:
+            return state.last_items[-1]
+        if 1 <= index <= len(state.last_items):
+            return state.last_items[index - 1]
+    return None
+
+
+def _k_of(t: str) -> int | None:
+    match = re.search(r"\b(?:top|best|give me|show me|list|only|just)\s+(\d{1,3})\b", t)
+    if match:
+        return int(match.group(1))
+    match = re.search(r"\b(\d{1,3})\s+(?!\d)(?:more\s+|other\s+|new\s+)?[a-z]+s\b", t)
+    if match and not re.match(r"\d0s\b", t[match.start():]):
+        return int(match.group(1))
+    for word, n in sorted(NUMBER_WORDS.items(), key=lambda kv: -len(kv[0])):
+        if n > 1 and re.search(rf"\b{word}\s+(?:more\s+|other\s+)?[a-z]+s\b", t):
+            return n
+    return None
+
+
+def _has_filter(t: str) -> bool:
+    return any(p.search(t) for p in (_DECADE, _BEFORE, _AFTER, _FROM_YEAR))
+
+
+def _years(t: str) -> tuple[int | None, int | None]:
+    match = _DECADE.search(t)
+    if match:
+        if match.group(1):
+            start = int(f"{match.group(1)}{match.group(2)}0")
+        else:
+            digit = int(match.group(3))
+            start = 2000 + digit * 10 if digit <= 2 else 1900 + digit * 10
+        return start, start + 9
+    low = _AFTER.search(t)
+    high = _BEFORE.search(t)
+    if low or high:
+        return (int(low.group(1)) + 1 if low else None), (int(high.group(1)) - 1 if high else None)
+    single = _FROM_YEAR.search(t)
+    if single:
+        return int(single.group(1)), int(single.group(1))
+    return None, None
+
+
+def _search_query(t: str, vocab: SteeringVocabulary) -> str:
+    """The descriptive words of a search request, decades written out (``90s`` -> ``1990s``)."""
+    text = _DECADE.sub(lambda m: f" {_years(m.group(0))[0]}s ", t)
+    for word in sorted(vocab.type_words, key=len, reverse=True):
+        text = re.sub(rf"\b{re.escape(word)}\b", " ", text)
+    text = re.sub(r"\b\d{1,3}\b(?!s)", " ", text)
+    text = _FILLER.sub(" ", text)
+    text = re.sub(r"[^\w\s'&-]", " ", text)
+    return " ".join(text.split())

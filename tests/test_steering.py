@@ -1,0 +1,178 @@
+"""Steering resolution: words and explicit arguments -> task, type, format, k, focus, filters."""
+
+from __future__ import annotations
+
+import pytest
+
+from neo_sdk.errors import ConfigError, UnknownItemError
+from neo_sdk.session import DialogueState, Request, SteeringVocabulary, normalize_title, resolve
+
+ITEMS = {
+    "movie:1": ("movie", "Usual Suspects, The (1995)", 1995),
+    "movie:2": ("movie", "Toy Story (1995)", 1995),
+    "movie:3": ("movie", "Heat (1995)", 1995),
+    "movie:4": ("movie", "Alien (1979)", 1979),
+    "person:a": ("person", "Sigourney Weaver", None),
+}
+
+
+def type_of(item_id: str) -> str:
+    if item_id not in ITEMS:
+        raise UnknownItemError(item_id)
+    return ITEMS[item_id][0]
+
+
+VOCAB = SteeringVocabulary(
+    types=["movie", "person"],
+    default_type="movie",
+    type_words={"movie": "movie", "movies": "movie", "films": "movie", "person": "person", "people": "person",
+                "actor": "person", "actors": "person", "directors": "person"},
+    titles={normalize_title(title): item for item, (_, title, _) in ITEMS.items()},
+    genres={"comedy", "crime", "science fiction", "horror"},
+    type_of=type_of,
+    formats={"next_item": ["ids"], "search": ["ids"], "explain": ["mixed"], "profile": ["text"],
+             "like_this": ["ids", "mixed"]},
+)
+HISTORY = ["movie:4", "movie:3"]
+
+
+def ask(text: str, state: DialogueState | None = None, **kw) -> Request:
+    return resolve(text, VOCAB, state or DialogueState(focus="movie:3", history=HISTORY), **kw)
+
+
+def after(request: Request, items: list[str], turn: int = 0) -> DialogueState:
+    return DialogueState(last=request, last_turn=turn, last_items=items, focus=items[0] if items else None,
+                         history=HISTORY)
+
+
+def test_titles_normalise_articles_years_and_accents() -> None:
+    assert normalize_title("Usual Suspects, The (1995)") == "the usual suspects"
+    assert normalize_title("Amélie (2001)") == "amelie"
+    assert VOCAB.find_title("the usual suspects please") == "movie:1"
+    assert VOCAB.find_title("usual suspects") == "movie:1"
+    assert VOCAB.find_title("nothing of the sort") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "task", "fmt"),
+    [
+        ("recommend me something", "next_item", "ids"),
+        ("what should I watch next?", "next_item", "ids"),
+        ("recommend a movie and explain why", "explain", "mixed"),
+        ("movies like this", "like_this", "ids"),
+        ("movies like this, explain why", "like_this", "mixed"),
+        ("anything similar?", "like_this", "ids"),
+        ("describe my taste", "profile", "text"),
+        ("what do I like?", "profile", "text"),
+        ("find 90s crime movies", "search", "ids"),
+        ("comedy films", "search", "ids"),
+        ("hello", "next_item", "ids"),
+    ],
+)
+def test_task_and_format_from_words(text: str, task: str, fmt: str) -> None:
+    request = ask(text)
+    assert (request.task, request.format) == (task, fmt), request.reasons
+
+
+def test_like_this_refers_to_the_focus_and_keeps_its_type() -> None:
+    request = ask("more like this")
+    assert request.focus == "movie:3" and request.entity_type == "movie"
+
+
+def test_like_a_title_names_the_item() -> None:
+    request = ask("something like The Usual Suspects")
+    assert request.task == "like_this" and request.focus == "movie:1"
+
+
+def test_type_words_and_role_words() -> None:
+    assert ask("recommend some actors").entity_type == "person"
+    assert ask("people like this").entity_type == "person"
+    assert ask("recommend something").entity_type == "movie"  # the history's main type
+
+
+def test_k_from_words_and_defaults() -> None:
+    assert ask("top 5 movies for me").k == 5
+    assert ask("recommend three movies").k == 3
+    assert ask("recommend movies").k == 10
+    assert ask("movies like this, explain why").k == 1
+    assert ask("find 90s crime movies").k == 10  # "90s" is a decade, not a count
+
+
+def test_years_from_decades_and_bounds() -> None:
+    assert (ask("find 90s crime movies").year_min, ask("find 90s crime movies").year_max) == (1990, 1999)
+    r = ask("find comedy from the 1980s")
+    assert (r.year_min, r.year_max) == (1980, 1989)
+    r = ask("find horror movies before 1980")
+    assert (r.year_min, r.year_max) == (None, 1979)
+    r = ask("find horror movies after 2000")
+    assert (r.year_min, r.year_max) == (2001, None)
+    assert ask("find crime movies from the 00s").year_min == 2000
+
+
+def test_search_query_keeps_the_description_and_writes_decades_out() -> None:
+    assert ask("can you find me 90s crime movies please").query == "1990s crime"
+    assert ask("search movies directed by Tim Burton").query == "directed by tim burton"
+
+
+def test_explicit_arguments_win() -> None:
+    request = ask("movies like this, explain why", task="next_item", entity_type="person", format="ids", k=3,
+                  filters={"year_min": 1990, "exclude": ["movie:2"]})
+    assert (request.task, request.entity_type, request.format, request.k) == ("next_item", "person", "ids", 3)
+    assert request.year_min == 1990 and request.exclude == ("movie:2",)
+
+
+def test_explicit_mistakes_are_refused_clearly() -> None:
+    with pytest.raises(ConfigError, match="unknown entity type 'song'"):
+        ask("hi", entity_type="song")
+    with pytest.raises(ConfigError, match="unknown task"):
+        ask("hi", task="dance")
+    with pytest.raises(ConfigError, match="task profile answers in text"):
+        ask("describe my taste", format="ids")
+    with pytest.raises(ConfigError, match="unknown filter"):
+        ask("hi", filters={"genre": "crime"})
+    with pytest.raises(ConfigError, match="year_min must be an integer"):
+        ask("hi", filters={"year_min": "1990"})
+    with pytest.raises(UnknownItemError):
+        ask("hi", filters={"exclude": ["movie:404"]})
+    with pytest.raises(ConfigError, match="k must be between"):
+        ask("hi", k=0)
+
+
+def test_follow_up_ordinal_reference() -> None:
+    first = ask("movies like this")
+    follow = ask("more like the second one", after(first, ["movie:1", "movie:2", "movie:4"]))
+    assert follow.task == "like_this" and follow.focus == "movie:2"
+    assert ask("like #3", after(first, ["movie:1", "movie:2", "movie:4"])).focus == "movie:4"
+    assert ask("more like the last one", after(first, ["movie:1", "movie:2", "movie:4"])).focus == "movie:4"
+
+
+def test_follow_up_filter_refines_the_previous_request() -> None:
+    first = ask("find crime movies", k=5)
+    follow = ask("only from the 90s", after(first, ["movie:1", "movie:3"], turn=4))
+    assert follow.task == "search" and follow.query == f"1990s {first.query}" and follow.k == 5
+    assert (follow.year_min, follow.year_max) == (1990, 1999) and follow.refines == 4
+
+
+def test_follow_up_negation_excludes_the_focus_and_keeps_the_task() -> None:
+    first = ask("movies like this")
+    follow = ask("not that one", after(first, ["movie:1", "movie:2"]))
+    assert follow.task == "like_this" and "movie:1" in follow.exclude and follow.focus == "movie:3"
+    follow2 = ask("not the second one", after(first, ["movie:1", "movie:2"]))
+    assert "movie:2" in follow2.exclude
+
+
+def test_follow_up_type_switch() -> None:
+    first = ask("movies like this")
+    follow = ask("now people instead", after(first, ["movie:1"]))
+    assert follow.task == "like_this" and follow.entity_type == "person" and follow.focus == "movie:3"
+
+
+def test_new_request_does_not_inherit() -> None:
+    first = ask("find crime movies", filters={"year_min": 1990})
+    fresh = ask("describe my taste", after(first, ["movie:1"]))
+    assert fresh.task == "profile" and fresh.refines is None and fresh.year_min is None
+
+
+def test_like_this_without_any_item_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match="needs an item"):
+        resolve("movies like this", VOCAB, DialogueState())
