@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -242,7 +243,9 @@ def load_bundle(path: str | Path, *, catalog: Any = None, base: str | None = Non
         config = LoraConfig(r=adapter["r"], lora_alpha=adapter["lora_alpha"], lora_dropout=0.0,
                             target_modules=adapter["target_modules"],
                             layers_to_transform=adapter["layers_to_transform"], task_type="CAUSAL_LM")
-        model = get_peft_model(model, config)
+        with warnings.catch_warnings():  # peft reads a transformers attribute deprecated in v5
+            warnings.simplefilter("ignore", FutureWarning)
+            model = get_peft_model(model, config)
         result = set_peft_model_state_dict(model, load_file(str(path / "adapter.safetensors")))
         if getattr(result, "unexpected_keys", None):
             raise BundleError(f"{path}: adapter weights do not fit the model")

@@ -86,7 +86,7 @@ def generate_constrained(
         max_new_tokens=max_new_tokens, do_sample=do_sample, num_beams=1,
         # neutral values when greedy: transformers 5 fills unset fields from the model's config
         temperature=temperature if do_sample else 1.0, top_p=top_p if do_sample else 1.0,
-        top_k=0, repetition_penalty=1.0, eos_token_id=eos_token_id,
+        top_k=0 if do_sample else None, repetition_penalty=1.0, eos_token_id=eos_token_id,
         pad_token_id=pad_token_id if pad_token_id is not None else eos_token_id,
         output_scores=with_scores, return_dict_in_generate=True,
     )

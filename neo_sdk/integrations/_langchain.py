@@ -118,6 +118,28 @@ class ChatNeo(BaseChatModel):
             options["k"] = self.k
         return options
 
+    # ------------------------------------------------------ per-call config -> call options
+    @staticmethod
+    def _configured(config: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """``configurable`` ``neo_user`` / ``neo_session`` of a call's config, as call options."""
+        configurable = (config or {}).get("configurable") or {}
+        for key, option in (("neo_user", "user"), ("neo_session", "session_id")):
+            if configurable.get(key) is not None and kwargs.get(option) is None:
+                kwargs[option] = configurable[key]
+        return kwargs
+
+    def invoke(self, input: Any, config: Any = None, *, stop: list[str] | None = None, **kwargs: Any) -> Any:
+        return super().invoke(input, config, stop=stop, **self._configured(config, kwargs))
+
+    async def ainvoke(self, input: Any, config: Any = None, *, stop: list[str] | None = None, **kwargs: Any) -> Any:
+        return await super().ainvoke(input, config, stop=stop, **self._configured(config, kwargs))
+
+    def stream(self, input: Any, config: Any = None, *, stop: list[str] | None = None, **kwargs: Any) -> Any:
+        return super().stream(input, config, stop=stop, **self._configured(config, kwargs))
+
+    def astream(self, input: Any, config: Any = None, *, stop: list[str] | None = None, **kwargs: Any) -> Any:
+        return super().astream(input, config, stop=stop, **self._configured(config, kwargs))
+
     # ------------------------------------------------------------------------- generation
     def _generate(
         self,

@@ -151,16 +151,18 @@ class Session:
         yield StreamEvent(answer=answer)
 
     def excluded(self, request: Request) -> list[str]:
-        """Items a request may not return: its own exclusions, earlier recommendations (except
-        those of the turn it refines), consumed items for recommendation tasks, the focus item."""
+        """Items a request may not return: its own exclusions (\"not that one\"), and for
+        recommendation tasks (next_item, explain, like_this) the items recommended earlier in the
+        session (except those of the turn it refines), the consumed items and the focus item.
+        Search is retrieval: only its own exclusions apply."""
         out = list(request.exclude)
-        if request.task == "profile":
+        if request.task not in RECOMMENDATION_TASKS:
             return out
         if self.exclude_recommended:
             for answer in self.answers:
-                if answer.turn != request.refines:
+                if answer.turn != request.refines and answer.task in RECOMMENDATION_TASKS:
                     out += [i.id for i in answer.answer_items]
-        if self.exclude_consumed and request.task in RECOMMENDATION_TASKS:
+        if self.exclude_consumed:
             out += self.history
         if request.task == "like_this" and request.focus:
             out.append(request.focus)

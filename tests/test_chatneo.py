@@ -1,0 +1,154 @@
+"""``ChatNeo``: LangChain's standard unit tests, then real calls on a trained (tiny) bundle."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from langchain_core.chat_history import InMemoryChatMessageHistory
+from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
+from langchain_core.runnables.history import RunnableWithMessageHistory
+from langchain_tests.unit_tests import ChatModelUnitTests
+from pydantic import BaseModel
+
+from neo_sdk import Answer, ChatNeo
+from neo_sdk.errors import ConfigError
+from neo_sdk.integrations import answer_of
+from neo_sdk.session import Neo
+
+
+class TestChatNeoStandard(ChatModelUnitTests):
+    """The langchain-tests unit suite (construction, standard params, init cost; no model load)."""
+
+    @property
+    def chat_model_class(self) -> type[ChatNeo]:
+        return ChatNeo
+
+    @property
+    def chat_model_params(self) -> dict:
+        return {"bundle": "demo/bundle", "user": "196"}
+
+    @property
+    def has_structured_output(self) -> bool:
+        return False  # only neo_sdk.Answer is supported; generic schemas raise (tested below)
+
+
+@pytest.fixture(scope="module")
+def chat(trained_bundle: Path) -> ChatNeo:
+    neo = Neo.load(trained_bundle, sessions=":memory:")
+    yield ChatNeo(neo=neo, user="ben")
+    neo.close()
+
+
+
+
+def items_of(message) -> list[dict]:
+    return message.response_metadata["neo_items"]
+
+
+@pytest.mark.slow
+def test_invoke_puts_real_items_in_the_metadata(chat: ChatNeo) -> None:
+    message = chat.invoke("find books, top 3")
+    assert isinstance(message, AIMessage)
+    items = items_of(message)
+    assert 1 <= len(items) <= 3
+    neo = chat.runtime()
+    for item in items:
+        assert neo.catalog.get(item["id"]).entity_type == item["type"] == "book"
+        assert item["title"] in message.content
+    assert message.response_metadata["neo"]["task"] == "search"
+
+
+@pytest.mark.slow
+def test_stream_sends_text_then_each_item_when_its_span_completes(chat: ChatNeo) -> None:
+    chunks = list(chat.stream("books like this, explain why"))
+    item_chunks = [c for c in chunks if c.response_metadata.get("neo_items")]
+    assert item_chunks and all(len(c.response_metadata["neo_items"]) == 1 for c in item_chunks)
+    assert item_chunks[0].content == item_chunks[0].response_metadata["neo_items"][0]["title"] + (
+        f" ({item_chunks[0].response_metadata['neo_items'][0]['year']})"
+    )
+    whole = chunks[0]
+    for chunk in chunks[1:]:
+        whole += chunk
+    answer = answer_of(whole)
+    assert whole.content == answer.text and answer.format == "mixed"
+    assert [i["id"] for i in whole.response_metadata["neo_items"]] == [i.id for i in answer.items]
+
+
+@pytest.mark.slow
+def test_batch_and_async(chat: ChatNeo) -> None:
+    batch = chat.batch(["find books", "recommend 2 books"])
+    assert [m.response_metadata["neo"]["task"] for m in batch] == ["search", "next_item"]
+    result = asyncio.run(chat.ainvoke("find books", k=2))
+    assert len(items_of(result)) == 2
+
+    async def collect() -> list:
+        return [c async for c in chat.astream("find books", k=2)]
+
+    chunks = asyncio.run(collect())
+    assert sum(bool(c.response_metadata.get("neo_items")) for c in chunks) == 2
+
+
+@pytest.mark.slow
+def test_user_comes_from_config_or_binding(chat: ChatNeo) -> None:
+    as_ana = chat.invoke("recommend 3 books", config={"metadata": {"neo_user": "ana"}})
+    ana_seen = {i.item_id for i in chat.runtime().catalog.history("ana")}
+    assert not {i["id"] for i in items_of(as_ana)} & ana_seen
+    bound = chat.bind(user="chloe").invoke("describe my taste")
+    assert bound.response_metadata["neo"]["task"] == "profile"
+    configurable = chat.invoke("recommend 3 books", config={"configurable": {"neo_user": "ana"}})
+    assert not {i["id"] for i in items_of(configurable)} & ana_seen
+
+
+@pytest.mark.slow
+def test_lcel_chain(chat: ChatNeo) -> None:
+    prompt = ChatPromptTemplate.from_messages([("human", "find {topic} books, top {k}")])
+    chain = prompt | chat | StrOutputParser()
+    text = chain.invoke({"topic": "fantasy", "k": 2})
+    assert isinstance(text, str) and text.startswith("1. ")
+
+
+@pytest.mark.slow
+def test_message_history_follow_ups(chat: ChatNeo) -> None:
+    stores: dict[str, InMemoryChatMessageHistory] = {}
+    prompt = ChatPromptTemplate.from_messages([MessagesPlaceholder("history"), ("human", "{input}")])
+    with_history = RunnableWithMessageHistory(
+        prompt | chat, lambda sid: stores.setdefault(sid, InMemoryChatMessageHistory()),
+        input_messages_key="input", history_messages_key="history",
+    )
+    config = {"configurable": {"session_id": "s1"}}
+    first = with_history.invoke({"input": "find books, top 3"}, config=config)
+    second = with_history.invoke({"input": "more like the second one"}, config=config)
+    assert second.response_metadata["neo"]["request"]["focus"] == items_of(first)[1]["id"]
+    assert len(stores["s1"].messages) == 4
+
+
+@pytest.mark.slow
+def test_stored_neo_session_continues_across_calls(chat: ChatNeo) -> None:
+    config = {"metadata": {"neo_session": "chat-1"}}
+    first = chat.invoke([HumanMessage("find books, top 3")], config=config)
+    second = chat.invoke([HumanMessage("more like the second one")], config=config)
+    assert second.response_metadata["neo"]["request"]["focus"] == items_of(first)[1]["id"]
+    assert second.response_metadata["neo"]["turn"] == 1
+
+
+@pytest.mark.slow
+def test_structured_output(chat: ChatNeo) -> None:
+    answer = chat.with_structured_output(Answer).invoke("find books, top 2")
+    assert isinstance(answer, Answer) and len(answer.items) == 2
+
+    class Person(BaseModel):
+        name: str
+
+    with pytest.raises(NotImplementedError, match="neo_sdk.Answer"):
+        chat.with_structured_output(Person)
+
+
+def test_clear_errors_without_a_bundle_or_a_request() -> None:
+    with pytest.raises(ConfigError, match="needs bundle="):
+        ChatNeo().invoke("hi")
+    with pytest.raises(ConfigError, match="not produced by ChatNeo"):
+        answer_of(AIMessage("hello"))
