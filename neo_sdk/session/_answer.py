@@ -82,6 +82,9 @@ class Answer(BaseModel):
     request: Request
     session_id: str
     turn: int
+    explained_by: Literal["model", "catalog facts"] | None = Field(
+        default=None, description="mixed answers: who wrote the explanation (the model, or a template"
+        " filled with catalog facts when the model gave none)")
     timings: dict[str, float] = Field(default_factory=dict, description="milliseconds per phase")
 
     @property

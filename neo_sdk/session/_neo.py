@@ -79,6 +79,7 @@ class Neo:
         for item_id, pos in self._positions.items():
             years[pos] = self.facts.year(item_id) or -1
         self._years = years
+        self._dated_types = {self.trie.types[t] for t in np.unique(self.trie.item_types[years >= 0])}
         self.steering = self._steering_vocabulary()
 
     # ---------------------------------------------------------------------------- loading
@@ -277,8 +278,8 @@ class Neo:
         from neo_sdk.decoding import TrieFilter
 
         flt = TrieFilter.create(self.trie, entity_types=[request.entity_type], exclude=exclude)
-        if request.year_min is None and request.year_max is None:
-            return flt
+        if (request.year_min is None and request.year_max is None) or request.entity_type not in self._dated_types:
+            return flt  # a type without years (e.g. people) is not filtered by year
         low = request.year_min if request.year_min is not None else -(10**9)
         high = request.year_max if request.year_max is not None else 10**9
         years = self._years
@@ -304,6 +305,8 @@ class Neo:
             yield from self._run_ids(prompt, request, flt, out)
         else:
             yield from self._run_generate(prompt, request, flt, out)
+            if request.format == "mixed":
+                yield from self._grounded_fallback(request, history, out)
 
     def _nothing_left(self, request: Request) -> str:
         years = ""
@@ -367,6 +370,41 @@ class Neo:
         out["timings"]["decode_ms"] = (time.perf_counter() - start) * 1000
         generated, log_probs = result["out"]
         out["segments"] = streamer.segments(generated, log_probs)
+
+
+    def _grounded_fallback(self, request: Request, history: Sequence[str], out: dict[str, Any]) -> Iterator[StreamEvent]:
+        """A mixed answer whose model text after the item is empty gets an explanation built
+        from catalog facts only (shared people, genres, decade with the history or the focus
+        item; the template teacher of training). ``out["explained_by"]`` says which it was."""
+        import random
+        import re
+
+        from neo_sdk.tasks import ITEM_MARKER, TemplateTeacher
+
+        segments: list[Segment] = out["segments"]
+        first = next((n for n, seg in enumerate(segments) if isinstance(seg, ItemPart)), None)
+        rest = segments[(first or 0) + 1 :]
+        if first is None or any(isinstance(seg, ItemPart) or re.search(r"\w", seg.text) for seg in rest):
+            out["explained_by"] = "model" if first is not None else None
+            return
+        target = segments[first].item.id  # type: ignore[union-attr]
+        basis = [request.focus] if request.task == "like_this" and request.focus else list(history)[-self.max_history :]
+        text = TemplateTeacher().explain(self.facts, basis, target, random.Random(target))
+        last = 0
+        added: list[Segment] = [TextPart(text=" ")]
+        for match in ITEM_MARKER.finditer(text):
+            if match.start() > last:
+                added.append(TextPart(text=text[last : match.start()]))
+            added.append(ItemPart(item=self.item(match.group(1), role="cited")))
+            last = match.end()
+        added.append(TextPart(text=text[last:]))
+        segments[first + 1 :] = [seg for seg in added if not isinstance(seg, TextPart) or seg.text]
+        for seg in segments[first + 1 :]:
+            if isinstance(seg, ItemPart):
+                yield StreamEvent(text=seg.item.label(), item=seg.item)
+            else:
+                yield StreamEvent(text=seg.text)
+        out["explained_by"] = "catalog facts"
 
 
 _DONE = object()

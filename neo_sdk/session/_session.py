@@ -131,7 +131,7 @@ class Session:
         answer = Answer(
             text=answer_text, segments=segments, items=items, task=request.task,
             entity_type=request.entity_type, format=request.format, request=request, session_id=self.id,
-            turn=-1, timings={k: round(v, 2) for k, v in timings.items()},
+            turn=-1, explained_by=out.get("explained_by"), timings={k: round(v, 2) for k, v in timings.items()},
         )
         focus = next((i.id for i in answer.answer_items), None) or request.focus or self.focus
         numbered: dict[int, Answer] = {}
