@@ -229,3 +229,19 @@ def test_bundle_without_its_catalog_is_refused(trained_bundle: Path, tmp_path: P
     other.close()
     with pytest.raises(BundleError):
         Neo.load(trained_bundle, catalog=tmp_path / "other.db", sessions=":memory:")
+
+
+def test_a_users_prompt_folder_steers_inference(trained_bundle: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "prompts"
+    folder.mkdir()
+    (folder / "recommend.yaml").write_text(
+        "version: 7\ntasks:\n  next_item:\n    formats:\n      ids: SID list\n    families:\n"
+        "      train:\n        - 'Next {type} please ({format_words}). History: {history}'\n")
+    with Neo.load(trained_bundle, prompts=folder, sessions=":memory:") as custom:
+        session = custom.session(user="ben")
+        request = session.resolve("recommend 2 books")
+        assert custom.prompt_text(request, session.history, "ben").startswith("Next book please (SID list).")
+        assert all(i.type == "book" for i in session.ask("recommend 2 books").items)
+    (folder / "recommend.yaml").write_text("version: 7\ntasks:\n  next_item:\n    formats: {}\n")
+    with pytest.raises(ConfigError, match="recommend.yaml"):
+        Neo.load(trained_bundle, prompts=folder, sessions=":memory:")
