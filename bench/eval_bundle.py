@@ -28,6 +28,8 @@ def main() -> None:
     parser.add_argument("--stage", choices=["valid", "test"], default="test")
     parser.add_argument("--users", default="all", help="a number, or all")
     parser.add_argument("--items", type=int, default=300, help="items for the text->SID / type probes")
+    parser.add_argument("--family", default="eval", help="next-item phrasing family: eval (held out) or train")
+    parser.add_argument("--skip-text", action="store_true", help="next item only")
     parser.add_argument("--json", help="write the results here too")
     args = parser.parse_args()
     catalog = Catalog(args.db)
@@ -43,11 +45,14 @@ def main() -> None:
     result = {
         "bundle": args.bundle,
         "next_item": probe_next_item(decoder, leave_one_out(catalog), prompts, entity_type=training["target_type"],
-                                     n=users, stage=args.stage, max_history=training["max_history"]),
+                                     n=users, stage=args.stage, max_history=training["max_history"],
+                                     family=args.family),
+        "family": args.family,
     }
-    facts = CatalogFacts(catalog, prompts)
-    result["text_to_sid"] = probe_text_to_sid(decoder, facts, prompts, n=args.items, seed=1)
-    result["sid_to_type"] = probe_sid_to_type(decoder, facts, prompts, n=args.items, seed=1)
+    if not args.skip_text:
+        facts = CatalogFacts(catalog, prompts)
+        result["text_to_sid"] = probe_text_to_sid(decoder, facts, prompts, n=args.items, seed=1)
+        result["sid_to_type"] = probe_sid_to_type(decoder, facts, prompts, n=args.items, seed=1)
     result["seconds"] = round(time.perf_counter() - started, 1)
     result["stage"] = args.stage
     print(json.dumps(result, indent=1, sort_keys=True))

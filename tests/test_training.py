@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from neo_sdk import BundleError, Item, leave_one_out
+from neo_sdk import BundleError, ConfigError, Item, leave_one_out
 from neo_sdk.bundle import load_bundle, read_manifest, save_bundle
 from neo_sdk.model import load_base_model, resolve_base
 from neo_sdk.prompts import default_prompts_dir, load_prompts
@@ -174,3 +174,20 @@ def test_completion_loss_equals_the_models_own_loss(setup) -> None:
         ours = completion_loss(model, batch, "cpu")
         theirs = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels).loss
     assert torch.allclose(ours, theirs, atol=1e-5)
+
+
+def test_per_example_loss_weighs_every_example_the_same(setup) -> None:
+    from neo_sdk.training._format import Encoded, collate
+    from neo_sdk.training._loop import LoopConfig, completion_loss
+
+    model, _, _ = fresh_model(setup[2])
+    long = Encoded([1, 2, 3, 4, 5, 6, 7, 8], [-100, -100, 3, 4, 5, 6, 7, 8], "explain")
+    short = Encoded([9, 10, 11, 12], [-100, -100, -100, 12], "next_item")
+    with torch.no_grad():
+        each = [completion_loss(model, collate([e], pad_id=0), "cpu") for e in (long, short)]
+        mixed = completion_loss(model, collate([long, short], pad_id=0), "cpu", per_example=True)
+        by_token = completion_loss(model, collate([long, short], pad_id=0), "cpu")
+    assert torch.allclose(mixed, (each[0] + each[1]) / 2, atol=1e-5)
+    assert torch.allclose(by_token, (6 * each[0] + each[1]) / 7, atol=1e-5)
+    with pytest.raises(ConfigError, match="loss_per"):
+        LoopConfig(max_steps=1, loss_per="batch")

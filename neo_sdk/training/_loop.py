@@ -50,6 +50,7 @@ class LoopConfig:
     seed: int = 0
     checkpoint_every: int = 50
     log_every: int = 5
+    loss_per: str = "token"  # "token": mean over completion tokens; "example": each example weighs the same
 
     def __post_init__(self) -> None:
         if self.max_steps is None and self.max_minutes is None:
@@ -60,6 +61,8 @@ class LoopConfig:
             raise ConfigError("max_steps must be >= 1 and max_minutes > 0")
         if self.batch_size < 1 or self.grad_accum < 1:
             raise ConfigError("batch_size and grad_accum must be >= 1")
+        if self.loss_per not in ("token", "example"):
+            raise ConfigError(f"loss_per must be 'token' or 'example' (got {self.loss_per!r})")
 
 
 @dataclass
@@ -140,7 +143,7 @@ def train_loop(
                 continue
             with accelerator.accumulate(model):
                 if world == 1:
-                    loss = completion_loss(model, batch, accelerator.device)
+                    loss = completion_loss(model, batch, accelerator.device, per_example=config.loss_per == "example")
                 else:  # DDP needs its own forward; the model computes full-sequence logits
                     loss = model(
                         input_ids=batch.input_ids.to(accelerator.device),
@@ -186,11 +189,15 @@ def train_loop(
                       list(state["losses"]), resumed_from)
 
 
-def completion_loss(model: torch.nn.Module, batch: Any, device: Any) -> torch.Tensor:
+def completion_loss(model: torch.nn.Module, batch: Any, device: Any, *, per_example: bool = False) -> torch.Tensor:
     """Cross-entropy on completion tokens, applying the output head only where a label exists.
 
     Most positions are prompt: computing the 50k-way head on them all (what ``model(labels=...)``
     does) was the largest single cost of a CPU step. Same value as the model's own loss.
+
+    ``per_example``: average within each example first, then over examples, so a 5-token id
+    completion weighs as much as a 40-token explanation (token averaging lets long text
+    completions dominate a multi-task batch).
     """
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     body = inner.get_decoder()
@@ -199,7 +206,14 @@ def completion_loss(model: torch.nn.Module, batch: Any, device: Any) -> torch.Te
     labels = batch.labels[:, 1:].to(device)  # position p predicts token p + 1
     keep = labels != -100
     logits = inner.get_output_embeddings()(hidden[:, :-1][keep])
-    return torch.nn.functional.cross_entropy(logits.float(), labels[keep])
+    if not per_example:
+        return torch.nn.functional.cross_entropy(logits.float(), labels[keep])
+    token_loss = torch.nn.functional.cross_entropy(logits.float(), labels[keep], reduction="none")
+    rows = keep.nonzero()[:, 0]
+    per_row = torch.zeros(keep.shape[0], device=token_loss.device).index_add_(0, rows, token_loss)
+    counts = keep.sum(1)
+    has = counts > 0
+    return (per_row[has] / counts[has]).mean()
 
 
 def _save_checkpoint(

@@ -57,6 +57,7 @@ class TrainSettings:
     refit_examples: int = field(default=0, metadata={
         "help": "after stage 3, refit SID output rows on features of this many id examples (0: off;"
                 " measured no gain at 1,500 on CPU, bench/RESULTS.md)"})
+    loss_per: str = field(default="token", metadata={"help": "stage 3 loss average: token or example"})
     probe_users: int = 200
     probe_items: int = 200
     seed: int = 0
@@ -138,6 +139,7 @@ def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: b
         config = InstructConfig(
             full=settings.full, lora_layers=settings.lora_layers, max_minutes=minutes,
             max_steps=settings.max_steps, batch_size=settings.batch_size, lr=settings.lr, seed=settings.seed,
+            loss_per=settings.loss_per,
         )
         model, loop = instruct(model, encoded, config, new_rows=sid_rows(vocab),
                                pad_id=int(tokenizer.pad_token_id), checkpoint_dir=work / "instruct",

@@ -97,8 +97,11 @@ def probe_text_to_sid(decoder: Decoder, facts: CatalogFacts, prompts: PromptSet,
 
 def probe_next_item(decoder: Decoder, split: Split, prompts: PromptSet, *, entity_type: str,
                     n: int | None = 200, seed: int = 0, k: int = 10, max_history: int = 20,
-                    batch: int = 8, stage: str = "valid") -> dict[str, float]:
+                    batch: int = 8, stage: str = "valid", family: str = "eval") -> dict[str, float]:
     """HR@k / NDCG@k on ``stage`` targets (seen items excluded) vs popularity on the same users.
+
+    ``family``: the phrasings asked (``eval``: held out from training; ``train``: the phrasing
+    family the runtime's sessions use).
 
     ``n=None`` evaluates every user. Validation uses the training history; test also sees the
     validation item, as in the leave-one-out protocol.
@@ -115,7 +118,7 @@ def probe_next_item(decoder: Decoder, split: Split, prompts: PromptSet, *, entit
         prompts_ids, filters = [], []
         for user in group:
             history = histories[user]
-            prompt = prompts.render("next_item", "eval", rng, history=format_history(history, max_history),
+            prompt = prompts.render("next_item", family, rng, history=format_history(history, max_history),
                                     type=entity_type, user=user)
             prompts_ids.append(decoder.encoder.prompt_ids(prompt))
             filters.append(TrieFilter.create(decoder.trie, entity_types=[entity_type], exclude=set(history)))

@@ -44,6 +44,7 @@ class InstructConfig:
     lr: float = 5e-4
     seed: int = 0
     grad_accum: int = 1
+    loss_per: str = field(default="token", metadata={"help": "token or example (see completion_loss)"})
 
     def __post_init__(self) -> None:
         if self.lora_r < 1:
@@ -104,7 +105,7 @@ def instruct(
     params, mask = trainable_parameters(model, config, new_rows)
     loop = LoopConfig(
         max_steps=config.max_steps, max_minutes=config.max_minutes, batch_size=config.batch_size,
-        lr=config.lr, warmup_steps=10, seed=config.seed, grad_accum=config.grad_accum,
+        lr=config.lr, warmup_steps=10, seed=config.seed, grad_accum=config.grad_accum, loss_per=config.loss_per,
     )
     try:
         result = train_loop(model, params, encoded, loop, pad_id=pad_id, checkpoint_dir=checkpoint_dir,
