@@ -28,6 +28,14 @@ def _cache_of(out: object) -> object:
     return cache if cache is not None else out.past_key_values
 
 
+def _accepts(model: torch.nn.Module, name: str) -> bool:
+    """Whether the model's forward (through a peft wrapper) takes the keyword ``name``."""
+    import inspect
+
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return name in inspect.signature(inner.forward).parameters
+
+
 def _cache_kwarg(model: torch.nn.Module) -> str:
     """Name of the forward argument that takes a KV cache (renamed during transformers 5.x)."""
     import inspect
@@ -107,10 +115,13 @@ def beam_search_items(
         input_ids[q, width - len(s) :] = torch.as_tensor(s)
         attention[q, width - len(s) :] = 1
     positions = (attention.cumsum(-1) - 1).clamp(min=0)
+    # only the last position's logits are needed: skipping the vocabulary head on the others
+    # saves ~15% of a CPU pre-fill
+    last_only = {"logits_to_keep": 1} if _accepts(model, "logits_to_keep") else {}
     with torch.inference_mode():
         out = model(
             input_ids=input_ids.to(device), attention_mask=attention.to(device),
-            position_ids=positions.to(device), use_cache=True,
+            position_ids=positions.to(device), use_cache=True, **last_only,
         )
     cache = _cache_of(out)
     cache_kwarg = _cache_kwarg(model)
