@@ -14,7 +14,15 @@ import csv
 import json
 from pathlib import Path
 
-from neo_sdk import Catalog, Neo, SIDConfig, TrainSettings, build_sids, import_file, train
+from neo_sdk import (
+    Catalog,
+    Neo,
+    SIDConfig,
+    TrainSettings,
+    build_sids,
+    import_file,
+    train,
+)
 
 SHOWS = [
     ("show:deep-space", "podcast", "Deep Space Weekly", "Science; Astronomy", 2019, "News from telescopes and probes"),

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from neo_sdk.errors import ConfigError, UnknownItemError
-from neo_sdk.session import DialogueState, Request, SteeringVocabulary, normalize_title, resolve
+from neo_sdk.session import (
+    DialogueState,
+    Request,
+    SteeringVocabulary,
+    normalize_title,
+    resolve,
+)
 
 ITEMS = {
     "movie:1": ("movie", "Usual Suspects, The (1995)", 1995),

@@ -32,7 +32,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sessions", help="session database (default: $NEO_HOME/sessions.db)")
 
 
-def _open(args: argparse.Namespace):  # noqa: ANN202
+def _open(args: argparse.Namespace):
     from neo_sdk.session import Neo
 
     neo = Neo.load(args.bundle, catalog=args.db, sessions=args.sessions)

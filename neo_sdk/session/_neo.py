@@ -54,7 +54,6 @@ class Neo:
 
     def __init__(self, contents: Any, catalog: Catalog, prompts: Any, store: SessionStore, *,
                  max_new_tokens: int = 64, phrasing_index: int = 0) -> None:
-        from neo_sdk.decoding import SIDTokens  # noqa: F401 (torch-backed, loaded with the model)
         from neo_sdk.tasks import CatalogFacts
         from neo_sdk.training._format import ExampleEncoder
         from neo_sdk.training._probe import build_decoder

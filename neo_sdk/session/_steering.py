@@ -76,7 +76,6 @@ _ORDINAL = re.compile(
     r"(?:\s+(?:one|item|pick|result|\w+))?\b|#(\d+)\b|\bnumber (\d+)\b"
 )
 _THIS = re.compile(r"\b(this|that|it)( one)?\b")
-_TOP_K = re.compile(r"\b(?:top|best|give me|show me|list)\s+(\d+)\b|\b(\d+)\s+(?:\w+\s+)?(?=\w+)")
 _DECADE = re.compile(r"\b(?:the\s+)?(?:(1[89]|20)(\d)0s|'?(\d)0s)\b")
 _BEFORE = re.compile(r"\b(?:before|until|pre)[- ](1[89]\d\d|20\d\d)\b")
 _AFTER = re.compile(r"\b(?:after|since|post)[- ](1[89]\d\d|20\d\d)\b")
