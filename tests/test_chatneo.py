@@ -104,6 +104,15 @@ def test_user_comes_from_config_or_binding(chat: ChatNeo) -> None:
 
 
 @pytest.mark.slow
+def test_max_tokens_caps_one_model_not_the_shared_runtime(chat: ChatNeo) -> None:
+    neo = chat.runtime()
+    short = ChatNeo(neo=neo, user="ben", max_tokens=4).invoke("describe my taste")
+    assert short.response_metadata["neo"]["task"] == "profile"
+    assert len(neo.tokenizer(short.content)["input_ids"]) <= 4
+    assert neo.max_new_tokens == 64
+
+
+@pytest.mark.slow
 def test_lcel_chain(chat: ChatNeo) -> None:
     prompt = ChatPromptTemplate.from_messages([("human", "find {topic} books, top {k}")])
     chain = prompt | chat | StrOutputParser()

@@ -159,6 +159,9 @@ def test_sessions_survive_a_restart(trained_bundle: Path, tmp_path: Path) -> Non
         assert follow.request.focus == listing.items[1].id and follow.turn == 1
         assert second.session(session_id=sid).turns[-1].turn == 1  # session_id= resumes too
         assert [s["id"] for s in second.store.list(user="ben")] == [sid]
+        second.resume(sid).delete()
+        with pytest.raises(SessionError, match="no session"):
+            second.resume(sid)
 
 
 def test_concurrent_sessions_share_one_store(neo: Neo) -> None:

@@ -25,13 +25,13 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import RunnableLambda
-from langchain_core.runnables.config import ensure_config
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from neo_sdk.errors import ConfigError
-from neo_sdk.session._answer import Answer, ItemRef, Request
+from neo_sdk.session._answer import Answer, Steering
+from neo_sdk.session._session import focus_after
 
-_OPTIONS = ("task", "entity_type", "format", "k", "filters")
+_OPTIONS = tuple(Steering.__annotations__)  # call options passed on to Session.ask
 
 
 class ChatNeo(BaseChatModel):
@@ -89,18 +89,19 @@ class ChatNeo(BaseChatModel):
 
     def _session(self, messages: Sequence[BaseMessage], run_manager: Any, kwargs: dict[str, Any]) -> tuple[Any, str]:
         neo = self.runtime()
-        if self.max_tokens is not None:
-            neo.max_new_tokens = self.max_tokens
         user = self._option("neo_user", "user", run_manager, kwargs) or self.user
         stored = self._option("neo_session", "session_id", run_manager, kwargs)
         request = _last_human_text(messages)
         if stored:
-            return neo.session(user=user, session_id=str(stored)), request
-        session = neo.session(user=user, persist=False)
-        session.answers = _answers_from(messages, session.id)
-        if session.answers:
-            last = session.answers[-1]
-            session.focus = next((i.id for i in last.answer_items), None) or last.request.focus or session.focus
+            session = neo.session(user=user, session_id=str(stored))
+        else:  # the dialogue is the messages: earlier ChatNeo answers carry their requests and items
+            session = neo.session(user=user, persist=False)
+            for message in messages[:-1]:
+                if message.type == "ai" and "neo" in (message.response_metadata or {}):
+                    answer = answer_of(message).model_copy(update={"turn": len(session.answers)})
+                    session.answers.append(answer)
+                    session.focus = focus_after(answer, session.focus)
+        session.max_new_tokens = self.max_tokens
         return session, request
 
     @staticmethod
@@ -108,9 +109,7 @@ class ChatNeo(BaseChatModel):
         if kwargs.get(kwarg) is not None:
             return kwargs[kwarg]
         metadata = getattr(run_manager, "metadata", None) or {}
-        if metadata.get(name) is not None:
-            return metadata[name]
-        return ensure_config().get("configurable", {}).get(name)
+        return metadata.get(name)
 
     def _ask_options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         options = {key: kwargs[key] for key in _OPTIONS if kwargs.get(key) is not None}
@@ -197,11 +196,10 @@ class ChatNeo(BaseChatModel):
                 "ChatNeo returns catalog items, not free-form JSON: use with_structured_output(neo_sdk.Answer)"
                 " for the structured answer, or read message.response_metadata['neo_items']"
             )
-        parse = RunnableLambda(lambda message: answer_of(message))
         if include_raw:
             return self | RunnableLambda(lambda message: {"raw": message, "parsed": answer_of(message),
                                                           "parsing_error": None})
-        return self | parse
+        return self | RunnableLambda(answer_of)
 
 
 def answer_of(message: BaseMessage) -> Answer:
@@ -219,19 +217,3 @@ def _last_human_text(messages: Sequence[BaseMessage]) -> str:
             if text.strip():
                 return text
     raise ConfigError("ChatNeo needs a human message with the request text")
-
-
-def _answers_from(messages: Sequence[BaseMessage], session_id: str) -> list[Answer]:
-    """Earlier ChatNeo answers in the conversation (enough of them for follow-ups)."""
-    answers: list[Answer] = []
-    for message in messages[:-1]:
-        meta = getattr(message, "response_metadata", None) or {}
-        if message.type != "ai" or "neo" not in meta:
-            continue
-        data = meta["neo"]
-        answers.append(Answer(
-            text=str(message.content), segments=[], items=[ItemRef.model_validate(i) for i in meta.get("neo_items", [])],
-            task=data["task"], entity_type=data["entity_type"], format=data["format"],
-            request=Request.model_validate(data["request"]), session_id=session_id, turn=len(answers),
-        ))
-    return answers

@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from neo_sdk.tasks import STAGE3_TASKS as TASKS  # noqa: F401 (re-exported: the tasks a trained model answers)
+
 Task = Literal["next_item", "search", "explain", "profile", "like_this"]
 Format = Literal["ids", "text", "mixed"]
-TASKS: tuple[str, ...] = ("next_item", "search", "explain", "profile", "like_this")
+
+
+class Steering(TypedDict, total=False):
+    """Explicit steering of one request (each overrides what the words say).
+
+    * ``task``: ``next_item``, ``search``, ``explain``, ``profile`` or ``like_this``;
+    * ``entity_type``: the type of items to return (e.g. ``movie``, ``person``);
+    * ``format``: ``ids`` (a ranked list), ``mixed`` (item + explanation) or ``text``;
+    * ``k``: number of items of an ``ids`` answer;
+    * ``filters``: ``year_min``, ``year_max`` (ints) and ``exclude`` (item ids).
+    """
+
+    task: str | None
+    entity_type: str | None
+    format: str | None
+    k: int | None
+    filters: dict[str, Any] | None
 
 
 class ItemRef(BaseModel):

@@ -6,7 +6,8 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
@@ -24,6 +25,15 @@ from neo_sdk.session._answer import (
 )
 from neo_sdk.session._steering import SteeringVocabulary, normalize_title
 from neo_sdk.session._store import SessionStore
+
+
+@dataclass
+class Decoded:
+    """What decoding one request produced: the answer's segments, timings (ms), explanation source."""
+
+    segments: list[Segment]
+    timings: dict[str, float]
+    explained_by: str | None = None
 
 
 class StreamEvent:
@@ -211,14 +221,19 @@ class Neo:
     # ------------------------------------------------------------------------------ items
     def item(self, item_id: str, *, score: float | None = None, role: str = "answer") -> ItemRef:
         """An item as an :class:`ItemRef` (title, type, SID). Raises :class:`UnknownItemError`."""
-        if item_id not in self.facts.items:
-            raise UnknownItemError(f"no item with id {item_id!r} in catalog {self.catalog.path}")
+        self.type_of(item_id)  # raises UnknownItemError
         item = self.facts.items[item_id]
         sid = ""
         if item_id in self._positions:
             sid = "".join(self.tokenizer.convert_ids_to_tokens(self.encoder.span(item_id)[1:-1]))
         return ItemRef(id=item_id, type=item.entity_type, title=item.title, sid=sid, score=score,
                        role=role, year=self.facts.year(item_id))  # type: ignore[arg-type]
+
+    def type_of(self, item_id: str) -> str:
+        """The entity type of an item. Raises :class:`UnknownItemError`."""
+        if item_id not in self.facts.items:
+            raise UnknownItemError(f"no item with id {item_id!r} in catalog {self.catalog.path}")
+        return self.facts.type_of(item_id)
 
     def _steering_vocabulary(self) -> SteeringVocabulary:
         types = list(self.trie.types)
@@ -248,7 +263,7 @@ class Neo:
         formats = {task: self.prompts.formats(task) for task in self.prompts.tasks}
         return SteeringVocabulary(
             types=types, default_type=default_type, type_words=words, titles=titles, genres=genres,
-            type_of=lambda i: self.item(i).type, year_of=self.facts.year, formats=formats,
+            type_of=self.type_of, formats=formats,
         )
 
     # ---------------------------------------------------------------------------- prompts
@@ -268,8 +283,8 @@ class Neo:
             values.update(item=item_marker(request.focus or ""), k=request.k)
         elif task == "search":
             values.update(query=request.query or request.text, k=request.k)
-        phrasing = self.prompts.choose(task, "train", index=min(self.phrasing_index,
-                                                                len(self.prompts.phrasings(task, "train")) - 1))
+        options = self.prompts.phrasings(task, "train")
+        phrasing = options[min(self.phrasing_index, len(options) - 1)]
         return self.prompts.fill(phrasing, format=request.format, **values)
 
     def item_filter(self, request: Request, exclude: Sequence[str]) -> Any:
@@ -285,27 +300,28 @@ class Neo:
         return TrieFilter.from_mask(flt.allowed & (years >= low) & (years <= high))
 
     # --------------------------------------------------------------------------- decoding
-    def run(self, request: Request, history: Sequence[str], user: str | None, exclude: Sequence[str],
-            out: dict[str, Any]) -> Iterator[StreamEvent]:
-        """Decode one request, yielding text and item events as they come.
-
-        When the iterator is exhausted, ``out["segments"]`` holds the answer's segments and
-        ``out["timings"]`` its timings (ms); the caller (a :class:`Session`) builds the :class:`Answer`.
-        """
+    def run(self, request: Request, history: Sequence[str], user: str | None, exclude: Sequence[str], *,
+            max_new_tokens: int | None = None) -> Generator[StreamEvent, None, Decoded]:
+        """Decode one request, yielding text and item events as they come; returns the
+        :class:`Decoded` result (the caller, a :class:`Session`, builds the :class:`Answer`)."""
         started = time.perf_counter()
         prompt = self.encoder.prompt_ids(self.prompt_text(request, history, user))
         flt = self.item_filter(request, exclude) if request.task != "profile" else None
-        out["timings"] = {"prompt_ms": (time.perf_counter() - started) * 1000}
+        timings = {"prompt_ms": (time.perf_counter() - started) * 1000}
         if flt is not None and flt.num_allowed == 0:
-            out["segments"] = [TextPart(text=self._nothing_left(request))]
-            yield StreamEvent(text=out["segments"][0].text)
-            return
+            nothing = TextPart(text=self._nothing_left(request))
+            yield StreamEvent(text=nothing.text)
+            return Decoded([nothing], timings)
+        started = time.perf_counter()
         if request.format == "ids":
-            yield from self._run_ids(prompt, request, flt, out)
+            segments = yield from self._run_ids(prompt, request, flt)
         else:
-            yield from self._run_generate(prompt, request, flt, out)
-            if request.format == "mixed":
-                yield from self._grounded_fallback(request, history, out)
+            segments = yield from self._run_generate(prompt, request, flt, max_new_tokens or self.max_new_tokens)
+        timings["decode_ms"] = (time.perf_counter() - started) * 1000
+        explained_by = None
+        if request.format == "mixed":
+            explained_by = yield from self._grounded_fallback(request, history, segments)
+        return Decoded(segments, timings, explained_by)
 
     def _nothing_left(self, request: Request) -> str:
         years = ""
@@ -313,24 +329,23 @@ class Neo:
             years = f" from {request.year_min or '…'} to {request.year_max or '…'}"
         return f"No {self.prompts.plural(request.entity_type)}{years} are left to suggest after the filters."
 
-    def _run_ids(self, prompt: list[int], request: Request, flt: Any, out: dict[str, Any]) -> Iterator[StreamEvent]:
+    def _run_ids(self, prompt: list[int], request: Request, flt: Any) -> Generator[StreamEvent, None, list[Segment]]:
         from neo_sdk.decoding import beam_search_items
 
-        start = time.perf_counter()
         with self._lock:
             ranked = beam_search_items(self.model, [prompt], self.trie, self.tokens, k=request.k, filters=flt,
                                        pad_token_id=self.encoder.end_id)[0]
-        out["timings"]["decode_ms"] = (time.perf_counter() - start) * 1000
         segments: list[Segment] = []
         for n, scored in enumerate(ranked, 1):
             ref = self.item(scored.item_id, score=scored.score)
-            line = f"{'' if n == 1 else chr(10)}{n}. {ref.label()}"
-            segments += [TextPart(text=line[: -len(ref.label())]), ItemPart(item=ref)]
-            yield StreamEvent(text=line[: -len(ref.label())])
+            number = f"{'' if n == 1 else chr(10)}{n}. "
+            segments += [TextPart(text=number), ItemPart(item=ref)]
+            yield StreamEvent(text=number)
             yield StreamEvent(text=ref.label(), item=ref)
-        out["segments"] = segments
+        return segments
 
-    def _run_generate(self, prompt: list[int], request: Request, flt: Any, out: dict[str, Any]) -> Iterator[StreamEvent]:
+    def _run_generate(self, prompt: list[int], request: Request, flt: Any,
+                      max_new_tokens: int) -> Generator[StreamEvent, None, list[Segment]]:
         from neo_sdk.decoding import generate_constrained
 
         fmt = request.format
@@ -347,7 +362,7 @@ class Neo:
                     result["out"] = generate_constrained(
                         self.model, prompt + prefix, self.trie, self.tokens, eos_token_id=self.encoder.end_id,
                         pad_token_id=self.encoder.end_id, format=fmt, filter=flt,
-                        filtered_items=1 if fmt == "mixed" else None, max_new_tokens=self.max_new_tokens,
+                        filtered_items=1 if fmt == "mixed" else None, max_new_tokens=max_new_tokens,
                         streamer=streamer, with_scores=True, prompt_length=len(prompt),
                     )
             except BaseException as exc:  # noqa: BLE001 (re-raised in the caller's thread)
@@ -355,7 +370,6 @@ class Neo:
             finally:
                 events.put(_DONE)
 
-        start = time.perf_counter()
         thread = threading.Thread(target=work, name="neo-generate", daemon=True)
         thread.start()
         while True:
@@ -366,26 +380,23 @@ class Neo:
         thread.join()
         if "error" in result:
             raise result["error"]
-        out["timings"]["decode_ms"] = (time.perf_counter() - start) * 1000
         generated, log_probs = result["out"]
-        out["segments"] = streamer.segments(generated, log_probs)
+        return streamer.segments(generated, log_probs)
 
-
-    def _grounded_fallback(self, request: Request, history: Sequence[str], out: dict[str, Any]) -> Iterator[StreamEvent]:
+    def _grounded_fallback(self, request: Request, history: Sequence[str],
+                           segments: list[Segment]) -> Generator[StreamEvent, None, str | None]:
         """A mixed answer whose model text after the item is empty gets an explanation built
         from catalog facts only (shared people, genres, decade with the history or the focus
-        item; the template teacher of training). ``out["explained_by"]`` says which it was."""
+        item; the template teacher of training), appended to ``segments``. Returns who explained."""
         import random
         import re
 
         from neo_sdk.tasks import ITEM_MARKER, TemplateTeacher
 
-        segments: list[Segment] = out["segments"]
         first = next((n for n, seg in enumerate(segments) if isinstance(seg, ItemPart)), None)
         rest = segments[(first or 0) + 1 :]
         if first is None or any(isinstance(seg, ItemPart) or re.search(r"\w", seg.text) for seg in rest):
-            out["explained_by"] = "model" if first is not None else None
-            return
+            return "model" if first is not None else None
         target = segments[first].item.id  # type: ignore[union-attr]
         basis = [request.focus] if request.task == "like_this" and request.focus else list(history)[-self.max_history :]
         text = TemplateTeacher().explain(self.facts, basis, target, random.Random(target))
@@ -403,7 +414,7 @@ class Neo:
                 yield StreamEvent(text=seg.item.label(), item=seg.item)
             else:
                 yield StreamEvent(text=seg.text)
-        out["explained_by"] = "catalog facts"
+        return "catalog facts"
 
 
 _DONE = object()

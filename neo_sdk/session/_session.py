@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
-from neo_sdk.session._answer import Answer, ItemPart, Request, TextPart
+from neo_sdk.session._answer import Answer, ItemPart, Request, Steering, TextPart
 from neo_sdk.session._steering import DialogueState, resolve
 
 if TYPE_CHECKING:
     from neo_sdk.session._neo import Neo, StreamEvent
 
 RECOMMENDATION_TASKS = frozenset({"next_item", "explain", "like_this"})
+
+
+def focus_after(answer: Answer, previous: str | None) -> str | None:
+    """The focus once ``answer`` is given: its first answering item, else the item the request
+    was about, else the previous focus."""
+    return next((i.id for i in answer.answer_items), None) or answer.request.focus or previous
 
 
 class Session:
@@ -47,21 +53,13 @@ class Session:
         self.answers: list[Answer] = list(answers)
         self.recorded: list[tuple[str, str]] = list(recorded)
         self.focus = focus or (self.history[-1] if self.history else None)
+        self.max_new_tokens: int | None = None  # cap on generated tokens (None: the runtime's)
 
     def __repr__(self) -> str:
         return f"Session(id={self.id!r}, user={self.user!r}, turns={len(self.answers)}, focus={self.focus!r})"
 
     # --------------------------------------------------------------------------- requests
-    def resolve(
-        self,
-        text: str,
-        *,
-        task: str | None = None,
-        entity_type: str | None = None,
-        format: str | None = None,
-        k: int | None = None,
-        filters: Mapping[str, Any] | None = None,
-    ) -> Request:
+    def resolve(self, text: str, **steering: Unpack[Steering]) -> Request:
         """How :meth:`ask` would read ``text`` now (task, type, format, k, focus, filters)."""
         last = self.answers[-1] if self.answers else None
         state = DialogueState(
@@ -71,69 +69,46 @@ class Session:
             focus=self.focus,
             history=self.history,
         )
-        return resolve(text, self.neo.steering, state, task=task, entity_type=entity_type, format=format,
-                       k=k, filters=filters)
+        return resolve(text, self.neo.steering, state, **steering)
 
-    def ask(
-        self,
-        text: str,
-        *,
-        task: str | None = None,
-        entity_type: str | None = None,
-        format: str | None = None,
-        k: int | None = None,
-        filters: Mapping[str, Any] | None = None,
-    ) -> Answer:
-        """Answer a request in words; explicit arguments override what the words say.
+    def ask(self, text: str, **steering: Unpack[Steering]) -> Answer:
+        """Answer a request in words; explicit :class:`Steering` arguments (``task``,
+        ``entity_type``, ``format``, ``k``, ``filters``) override what the words say.
 
         Args:
             text: the request, e.g. ``"movies like this, explain why"`` or ``"only from the 90s"``.
-            task: ``next_item``, ``search``, ``explain``, ``profile`` or ``like_this``.
-            entity_type: the type of items to return (e.g. ``movie``, ``person``).
-            format: ``ids`` (a ranked list), ``mixed`` (item + explanation) or ``text``.
-            k: number of items of an ``ids`` answer.
-            filters: ``year_min``, ``year_max`` (ints) and ``exclude`` (item ids).
 
         Returns:
             An :class:`Answer` whose items all exist in the catalog and have the resolved type
             (explanations may also cite items of any type, marked ``role="cited"``).
         """
         answer = None
-        for event in self.stream(text, task=task, entity_type=entity_type, format=format, k=k, filters=filters):
+        for event in self.stream(text, **steering):
             answer = event.answer or answer
         assert answer is not None
         return answer
 
-    def stream(
-        self,
-        text: str,
-        *,
-        task: str | None = None,
-        entity_type: str | None = None,
-        format: str | None = None,
-        k: int | None = None,
-        filters: Mapping[str, Any] | None = None,
-    ) -> Iterator[StreamEvent]:
+    def stream(self, text: str, **steering: Unpack[Steering]) -> Iterator[StreamEvent]:
         """Like :meth:`ask`, as events: text deltas, each item when its span completes, then the
         final event carrying the :class:`Answer` (committed to the store by then)."""
         from neo_sdk.session._neo import StreamEvent
 
         started = time.perf_counter()
-        request = self.resolve(text, task=task, entity_type=entity_type, format=format, k=k, filters=filters)
+        request = self.resolve(text, **steering)
         resolved_ms = (time.perf_counter() - started) * 1000
-        out: dict[str, Any] = {}
-        yield from self.neo.run(request, self.history, self.user, self.excluded(request), out)
-        segments = out["segments"]
+        decoded = yield from self.neo.run(request, self.history, self.user, self.excluded(request),
+                                          max_new_tokens=self.max_new_tokens)
+        segments = decoded.segments
         items = [s.item for s in segments if isinstance(s, ItemPart)]
         answer_text = "".join(s.text if isinstance(s, TextPart) else s.item.label() for s in segments)
-        timings = {"resolve_ms": resolved_ms, **out["timings"]}
+        timings = {"resolve_ms": resolved_ms, **decoded.timings}
         timings["total_ms"] = (time.perf_counter() - started) * 1000
         answer = Answer(
             text=answer_text, segments=segments, items=items, task=request.task,
             entity_type=request.entity_type, format=request.format, request=request, session_id=self.id,
-            turn=-1, explained_by=out.get("explained_by"), timings={k: round(v, 2) for k, v in timings.items()},
+            turn=-1, explained_by=decoded.explained_by, timings={k: round(v, 2) for k, v in timings.items()},
         )
-        focus = next((i.id for i in answer.answer_items), None) or request.focus or self.focus
+        focus = focus_after(answer, self.focus)
         numbered: dict[int, Answer] = {}
 
         def render(index: int) -> tuple[str, str]:

@@ -47,7 +47,7 @@ ORDINALS = {
     "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7,
     "eighth": 8, "ninth": 9, "tenth": 10, "1st": 1, "2nd": 2, "3rd": 3, "last": -1,
 }
-DEFAULT_K = {"ids": 10, "mixed": 1, "text": 1}
+DEFAULT_K = 10  # items of an id list when the request does not say
 
 _PROFILE = re.compile(
     r"\b(describe|profile|summari[sz]e|portrait|characteri[sz]e)\b.*\b(me|my|user|taste|interests|them|they)\b"
@@ -107,7 +107,6 @@ class SteeringVocabulary:
     titles: dict[str, str]  # normalized title -> item id
     genres: set[str]
     type_of: Callable[[str], str]
-    year_of: Callable[[str], int | None] = lambda item_id: None
     formats: Mapping[str, Sequence[str]] = field(default_factory=dict)  # task -> declared formats
 
     def find_title(self, text: str) -> str | None:
@@ -246,7 +245,7 @@ def resolve(
     elif chosen_format != "ids":
         chosen_k = 1
     else:
-        chosen_k = _k_of(t) or (base.k if base is not None else DEFAULT_K["ids"])
+        chosen_k = _k_of(t) or (base.k if base is not None else DEFAULT_K)
     if not 1 <= chosen_k <= 100:
         raise ConfigError(f"k must be between 1 and 100 (got {chosen_k})")
 
