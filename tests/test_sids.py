@@ -111,7 +111,9 @@ def test_build_gives_every_item_a_unique_uniform_sid(catalog: Catalog) -> None:
             sid = table.sid_of(item_id)
             assert sid.codes == tuple(row) and sid.entity_type == name
             assert table.item_of(name, row) == item_id
-    assert result.stats["movie"].collision_rate == 0.0  # balanced default: unique tuples here
+    # default shape: one k-means level of K=32 codes, balanced buckets of <= ceil(300/32) items
+    # that the last code ranks by popularity
+    assert result.stats["movie"].largest_bucket == 10 and result.stats["movie"].unique_tuples == 32
     assert table.content_hash == catalog.db.execute(
         "SELECT content_hash FROM sid_builds ORDER BY id DESC LIMIT 1").fetchone()[0]
 
@@ -178,7 +180,7 @@ def test_capacity_assign_respects_capacity() -> None:
 
 def test_default_shape_rule() -> None:
     assert [default_shape(n) for n in (10, 300, 1682, 3937, 100_000, 10_000_000)] == [
-        (2, 8), (2, 32), (2, 64), (2, 96), (3, 64), (4, 72)]
+        (1, 8), (1, 32), (1, 64), (1, 96), (2, 64), (3, 72)]
 
 
 def test_train_residual_balanced_beats_plain_on_uniqueness() -> None:
@@ -315,8 +317,11 @@ def test_invalid_config_values() -> None:
 
 def test_table_edited_outside_is_detected(catalog: Catalog) -> None:
     build_sids(catalog, embedder=BagEmbedder(), progress=False)
-    catalog.db.execute("UPDATE sids SET codes='0 0 63' WHERE item_id='m0000'")
+    catalog.db.execute("UPDATE sids SET codes='0 63' WHERE item_id='m0000'")
     with pytest.raises(SIDError, match="changed outside"):
+        SIDTable.load(catalog)
+    catalog.db.execute("UPDATE sids SET codes='0 0 63' WHERE item_id='m0000'")  # wrong length
+    with pytest.raises(SIDError, match="does not have 2 codes"):
         SIDTable.load(catalog)
 
 
@@ -406,7 +411,7 @@ def test_demo_catalog_movies(demo: Catalog, monkeypatch: pytest.MonkeyPatch) -> 
     report = sid_report(demo)
     movie = report["types"]["movie"]
     assert movie["per_level"][0]["coherence_ratio"] > 1.15
-    assert result.stats["movie"].collision_rate < 0.05
+    assert result.stats["movie"].largest_bucket == 27  # ceil(1682 / 64): balanced buckets
     build_sids(demo, entity_types=["movie"], progress=False)
     assert SIDTable.load(demo).content_hash == table.content_hash  # same seed, same SIDs
     demo.add_items([Item(f"movie:new{i}", "movie", f"New Space Adventure {i}",

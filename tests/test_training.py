@@ -21,7 +21,7 @@ from neo_sdk.prompts import default_prompts_dir, load_prompts
 from neo_sdk.sids import SIDConfig, SIDTable, assign_new, build_sids
 from neo_sdk.tasks import CatalogFacts, build_alignment_examples, build_instruction_examples
 from neo_sdk.training import AlignConfig, ExampleEncoder, InstructConfig, LoopConfig, align, instruct, train_loop
-from neo_sdk.training.alignment import sid_rows
+from neo_sdk.training.alignment import anchor_words, init_input_rows, sid_rows
 from neo_sdk.vocab import SIDVocab
 from tests.conftest import build_sample_catalog
 
@@ -61,6 +61,52 @@ def test_labels_mask_the_prompt_and_items_become_spans(setup) -> None:
     span = vocab.encode_item(example.meta["item"])
     assert completion == span + [encoder.end_id]
     assert "You are a helpful" not in tokenizer.decode(encoded.input_ids)  # default system prompt dropped
+
+
+def test_history_loss_supervises_history_codes_of_next_item_examples_only(setup) -> None:
+    _, catalog, table, prompts, _ = setup
+    _, tokenizer, vocab = fresh_model(table)
+    plain = ExampleEncoder(tokenizer, vocab)
+    history = ExampleEncoder(tokenizer, vocab, history_loss=("next_item",))
+    examples = build_instruction_examples(catalog, leave_one_out(catalog), prompts, seed=0,
+                                          tasks=("next_item", "explain"))
+    next_item = max((e for e in examples if e.task == "next_item"), key=lambda e: e.prompt.count("[[item:"))
+    a, b = plain.encode(next_item), history.encode(next_item)
+    assert a.input_ids == b.input_ids and a.prompt_length == b.prompt_length
+    codes = set(vocab.sid_token_ids().tolist())
+    prompt_ids, prompt_labels = b.input_ids[: b.prompt_length], b.labels[: b.prompt_length]
+    history_codes = [t for t in prompt_ids if t in codes]
+    assert len(history_codes) >= 2 * vocab.specs["book"].length  # at least two history items
+    assert [y for y in prompt_labels if y != -100] == history_codes  # every history code, nothing else
+    assert all(y == -100 for y in a.labels[: a.prompt_length])
+    assert b.labels[b.prompt_length:] == a.labels[a.prompt_length:]  # the answer is supervised either way
+    explain = next(e for e in examples if e.task == "explain")
+    assert history.encode(explain).labels == plain.encode(explain).labels  # other tasks: prompt masked
+
+
+def test_codes_start_as_distinct_title_words(setup) -> None:
+    _, _, table, _, facts = setup
+    model, tokenizer, vocab = fresh_model(table)
+    titles = {i: facts.label(i) for t in facts.by_type for i in facts.by_type[t]}
+    anchors = anchor_words(tokenizer, vocab, table, titles)
+    used = {int(vocab.code_token_ids(t)[m, c]) for t in table.entity_types
+            for m in range(table.by_type(t).codes.shape[1]) for c in set(table.by_type(t).codes[:, m].tolist())}
+    assert set(anchors) == used
+    assert len(set(anchors.values())) == len(anchors)  # distinct words
+    assert max(anchors.values()) < min(sid_rows(vocab))  # real (old-vocabulary) tokens
+    words = {k: w[1:] for k, w in zip(anchors, tokenizer.convert_ids_to_tokens(list(anchors.values())), strict=True)}
+    assert all(w.isalpha() and w.islower() and len(w) >= 4 for w in words.values())
+    t = table.by_type("book")
+    grid = vocab.code_token_ids("book")
+    from_titles = 0
+    for code in set(t.codes[:, 0].tolist()):
+        members = " ".join(titles[str(i)].lower() for i in t.item_ids[t.codes[:, 0] == code])
+        from_titles += words[int(grid[0, code])] in members
+    assert from_titles >= 1  # k-means codes take a word from their items' titles where one exists
+    init_input_rows(model, tokenizer, vocab, table, titles, anchors=anchors)
+    embed = model.get_input_embeddings().weight
+    a, b = (int(grid[0, c]) for c in sorted(set(t.codes[:, 0].tolist()))[:2])
+    torch.testing.assert_close(embed[a] - embed[b], embed[anchors[a]] - embed[anchors[b]])
 
 
 def test_stage2_changes_only_sid_rows(setup) -> None:

@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                       help="capacity-constrained assignment (default: fewer collisions, same coherence)")
     mode.add_argument("--plain", dest="balanced", action="store_false", help="nearest-centroid assignment")
     build.add_argument("--slack", type=float, default=None, help="balanced mode: per-code capacity factor (>= 1)")
+    build.add_argument("--collaborative", type=float, default=None, metavar="W",
+                       help="weight of the co-occurrence vector appended to each text embedding"
+                            " (default 0.5; 0: content only; used where the catalog has histories)")
     build.add_argument("--no-progress", action="store_true", help="hide the embedding progress bar")
     build.set_defaults(handler=_build)
 
@@ -61,7 +64,7 @@ def _open(path: str):  # type: ignore[no-untyped-def]
 def _build(args: argparse.Namespace) -> int:
     from neo_sdk.sids import SIDConfig, build_sids
 
-    kwargs = {} if args.slack is None else {"slack": args.slack}
+    kwargs = {k: v for k, v in (("slack", args.slack), ("collaborative", args.collaborative)) if v is not None}
     config = SIDConfig(levels=args.levels, codes=args.codes, seed=args.seed, balanced=args.balanced, **kwargs)
     with _open(args.db) as catalog:
         result = build_sids(catalog, config, embedder=args.embedder, entity_types=args.types,
@@ -69,8 +72,8 @@ def _build(args: argparse.Namespace) -> int:
     for s in result.stats.values():
         print(
             f"{s.entity_type}: {s.items} items, M={s.levels} K={s.codes} -> SIDs of {s.levels + 1} tokens;"
-            f" {s.unique_tuples} unique tuples, collision rate {s.collision_rate:.1%} before disambiguation,"
-            f" largest bucket {s.largest_bucket} ({s.seconds:.1f} s)"
+            f" {s.unique_tuples} k-means buckets, largest {s.largest_bucket} (the last code ranks a bucket by"
+            f" popularity); co-occurrence vectors for {s.collaborative_items} items ({s.seconds:.1f} s)"
         )
     print(f"build {result.build_id}: {len(result.table)} SIDs, content hash {result.table.content_hash[:16]}")
     return 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +25,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from neo_sdk.errors import SIDError
-from neo_sdk.sids._embed import Embedder, SentenceTransformerEmbedder, embed_texts, resolve_embedder
-from neo_sdk.sids._kmeans import ResidualQuantizer, SIDConfig, prefix_groups, train_residual
+from neo_sdk.sids._collab import collaborative_vectors, cooccurrence_sequences
+from neo_sdk.sids._embed import (
+    Embedder,
+    SentenceTransformerEmbedder,
+    embed_texts,
+    resolve_embedder,
+)
+from neo_sdk.sids._kmeans import (
+    ResidualQuantizer,
+    SIDConfig,
+    prefix_groups,
+    prepare,
+    train_residual,
+)
 from neo_sdk.sids._table import (
     SID,
     SID_FORMAT_VERSION,
@@ -59,6 +72,7 @@ class TypeBuildStats:
     collision_rate: float
     largest_bucket: int
     seconds: float
+    collaborative_items: int = 0  # items whose embedding carries a co-occurrence vector
 
 
 @dataclass(frozen=True)
@@ -188,17 +202,32 @@ def build_sids(
 
     emb = resolve_embedder(embedder)
     new_types: dict[str, TypeSIDs] = {}
-    quantizers: dict[str, tuple[ResidualQuantizer, int]] = {}
+    quantizers: dict[str, tuple[ResidualQuantizer, dict[str, Any], int]] = {}
     stats: dict[str, TypeBuildStats] = {}
+    sequences = cooccurrence_sequences(catalog) if config.collaborative > 0 else []
+    train_counts = Counter(item for seq in sequences for item in seq)
     for name, (items, levels, k) in plan.items():
         start = time.perf_counter()
         texts = item_texts(items, declared[name].text_fields)
         x = embed_texts(emb, texts, progress=progress)
+        type_info: dict[str, Any] = {"content_dim": int(x.shape[1])}
+        if sequences:
+            cf = collaborative_vectors(catalog, [item.id for item in items], window=config.cf_window,
+                                       dim=config.cf_dim, sequences=sequences)
+            if cf is not None:
+                x = np.concatenate([prepare(x, True), config.collaborative * cf], axis=1)
+                type_info["collaborative"] = {
+                    "weight": config.collaborative, "dim": int(cf.shape[1]), "window": config.cf_window,
+                    "items_with_vector": int((np.abs(cf).sum(1) > 0).sum()),
+                }
         q, tuples = train_residual(
             x, levels, k, seed=config.seed, niter=config.niter, balanced=config.balanced,
             slack=config.slack, normalize=config.normalize,
         )
-        pop = np.array([item.popularity for item in items], dtype=np.float64)
+        # Ties in a tuple go to the most popular item first; with histories, counted on the
+        # training part only, so held-out targets do not shape the SIDs.
+        pop = np.array([train_counts.get(item.id, 0) if train_counts else item.popularity for item in items],
+                       dtype=np.float64)
         d = disambiguate(tuples, -pop)
         n_disamb = max(k, int(d.max()) + 1)
         unique, coll, largest = tuple_stats(tuples)
@@ -207,10 +236,11 @@ def build_sids(
             np.concatenate([tuples, d[:, None]], axis=1).astype(np.int32),
             np.array([item.active for item in items], dtype=bool),
         )
-        quantizers[name] = (q, n_disamb)
+        quantizers[name] = (q, type_info, n_disamb)
         stats[name] = TypeBuildStats(
             name, len(items), levels, k, n_disamb, unique, round(coll, 6), largest,
             round(time.perf_counter() - start, 3),
+            type_info.get("collaborative", {}).get("items_with_vector", 0),
         )
         logger.info(
             "%s: %d items, M=%d K=%d, %d unique tuples, collision rate %.3f before disambiguation,"
@@ -228,13 +258,13 @@ def build_sids(
                 "INSERT INTO sids VALUES (?, ?, ?, ?)",
                 [(i, name, codes_text(c), build_id) for i, c in zip(t.item_ids.tolist(), t.codes, strict=True)],
             )
-            q, n_disamb = quantizers[name]
+            q, type_info, n_disamb = quantizers[name]
             meta = {"entity_type": name, "version": str(SID_FORMAT_VERSION), "levels": str(q.levels),
                     "codes": str(q.codes), "dim": str(q.dim)}
             catalog.db.execute(
                 "INSERT OR REPLACE INTO sid_quantizers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [name, build_id, q.levels, q.codes, q.dim, n_disamb, int(q.normalize),
-                 json.dumps(info_base, sort_keys=True), quantizer_blob(q, meta)],
+                 json.dumps(info_base | type_info, sort_keys=True), quantizer_blob(q, meta)],
             )
         table = _finish_row(catalog, build_id)
     return BuildResult(table, build_id, stats)
@@ -314,12 +344,14 @@ def assign_new(
         rec = records[name]
         q = rec.quantizer
         emb = resolve_embedder(embedder if embedder is not None else rec.embedder_path)
-        if emb.dim != q.dim:
+        if emb.dim != rec.content_dim:
             raise SIDError(
-                f"embedder {emb.identity} makes {emb.dim}-d vectors but the {name!r} quantizer expects {q.dim}-d;"
-                " use the embedder the SIDs were built with, or rebuild with `neo sids build`"
+                f"embedder {emb.identity} makes {emb.dim}-d vectors but the {name!r} quantizer expects"
+                f" {rec.content_dim}-d; use the embedder the SIDs were built with, or rebuild with `neo sids build`"
             )
         x = embed_texts(emb, item_texts(items, declared[name].text_fields), progress=progress)
+        if q.dim > rec.content_dim:  # collaborative build: new items have no history, content places them
+            x = np.concatenate([prepare(x, True), np.zeros((len(x), q.dim - rec.content_dim), np.float32)], 1)
         tuples, alts = q.assign(x, alternatives=q.codes)
         existing = table.by_type(name).codes
         used: dict[tuple[int, ...], set[int]] = {}

@@ -130,9 +130,10 @@ def sid_report(
             emb = resolve_embedder(embedder if embedder is not None else rec.embedder_path)
             items = catalog.get_many(t.item_ids.tolist())
             x = embed_texts(emb, item_texts(items, declared[name].text_fields), progress=progress)
-            if x.shape[1] != rec.quantizer.dim:
-                raise SIDError(f"embedder dimension {x.shape[1]} != quantizer dimension {rec.quantizer.dim}")
-        types[name] = type_report(t, x, balanced=rec.balanced) | {"embedder": rec.info.get("embedder")}
+            if x.shape[1] != rec.content_dim:
+                raise SIDError(f"embedder dimension {x.shape[1]} != the quantizer's text dimension {rec.content_dim}")
+        types[name] = type_report(t, x, balanced=rec.balanced) | {
+            "embedder": rec.info.get("embedder"), "collaborative": rec.info.get("collaborative")}
     return {"version": REPORT_VERSION, "build_id": table.build_id, "content_hash": table.content_hash, "types": types}
 
 

@@ -107,6 +107,11 @@ class QuantizerRecord:
         return bool(self.info.get("balanced", True))
 
     @property
+    def content_dim(self) -> int:
+        """Dimension of the text embeddings (the rest of the quantizer's is collaborative)."""
+        return int(self.info.get("content_dim", self.quantizer.dim))
+
+    @property
     def embedder_path(self) -> str | None:
         path = self.info.get("embedder", {}).get("path")
         return str(path) if path else None
@@ -280,7 +285,12 @@ def read_types(catalog: Catalog) -> dict[str, TypeSIDs]:
     types = {}
     for name, (levels, k, d) in shapes.items():
         data = rows[name]
-        codes = np.array([[int(c) for c in r[1].split()] for r in data], dtype=np.int32).reshape(-1, levels + 1)
+        parsed = [r[1].split() for r in data]
+        bad = next((r[0] for r, c in zip(data, parsed, strict=True) if len(c) != levels + 1), None)
+        if bad is not None:
+            raise SIDError(f"the SID of {bad!r} does not have {levels + 1} codes: the SID table was changed"
+                           " outside neo-sdk; rebuild with `neo sids build`")
+        codes = np.array(parsed, dtype=np.int32).reshape(-1, levels + 1)
         types[name] = TypeSIDs(
             name, levels, k, d, np.array([r[0] for r in data], dtype=object), codes,
             np.array([bool(r[2]) for r in data], dtype=bool),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import random
 import logging
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +18,11 @@ from neo_sdk.errors import ConfigError
 from neo_sdk.model import DEFAULT_BASE, load_base_model, resolve_base
 from neo_sdk.prompts import default_prompts_dir, load_prompts
 from neo_sdk.sids import SIDTable
-from neo_sdk.tasks import CatalogFacts, build_alignment_examples, build_instruction_examples
+from neo_sdk.tasks import (
+    CatalogFacts,
+    build_alignment_examples,
+    build_instruction_examples,
+)
 from neo_sdk.training._format import ExampleEncoder
 from neo_sdk.training._loop import plot_losses
 from neo_sdk.training._probe import (
@@ -27,7 +31,14 @@ from neo_sdk.training._probe import (
     probe_sid_to_type,
     probe_text_to_sid,
 )
-from neo_sdk.training.alignment import AlignConfig, align, cache_features, fit_output_rows, sid_rows
+from neo_sdk.training.alignment import (
+    AlignConfig,
+    align,
+    cache_features,
+    fit_output_rows,
+    fit_sample,
+    sid_rows,
+)
 from neo_sdk.training.instruction import InstructConfig, instruct
 from neo_sdk.vocab import SIDVocab
 
@@ -55,9 +66,12 @@ class TrainSettings:
     target_type: str = field(default="movie", metadata={"help": "type of next-item probes"})
     replay_share: float = field(default=0.15, metadata={"help": "stage 2 examples mixed into stage 3"})
     refit_examples: int = field(default=0, metadata={
-        "help": "after stage 3, refit SID output rows on features of this many id examples (0: off;"
-                " measured no gain at 1,500 on CPU, bench/RESULTS.md)"})
+        "help": "after stage 3, refit SID output rows on features of this many examples (0: off;"
+                " 70% text -> SID queries, 30% next item and search; bench/RESULTS.md)"})
     loss_per: str = field(default="token", metadata={"help": "stage 3 loss average: token or example"})
+    train_output_rows: bool = field(default=True, metadata={"help": "stage 3 also trains the SID output rows"})
+    history_loss: bool = field(default=True, metadata={
+        "help": "next-item examples also supervise the SID codes of their history (ExampleEncoder)"})
     probe_users: int = 200
     probe_items: int = 200
     seed: int = 0
@@ -72,9 +86,9 @@ class TrainSettings:
 def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: bool = False,
           probes: bool = True) -> dict[str, Any]:
     """Train a bundle from a catalog with SIDs. Returns the metrics written to the manifest."""
-    from neo_sdk.bundle import load_bundle, save_bundle
-
     from accelerate import PartialState
+
+    from neo_sdk.bundle import load_bundle, save_bundle
 
     main_process = PartialState().is_main_process  # under `accelerate launch`, one writer
     probes = probes and main_process
@@ -132,14 +146,16 @@ def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: b
                                           queries_per_item=1)
         rng = random.Random(settings.seed)
         examples += rng.sample(replay, min(len(replay), int(len(examples) * settings.replay_share)))
-        encoded = [encoder.encode(e) for e in examples]
+        train_encoder = ExampleEncoder(tokenizer, vocab, system=prompts.system,
+                                       history_loss=("next_item",) if settings.history_loss else ())
+        encoded = [train_encoder.encode(e) for e in examples]
         spent = (time.perf_counter() - started) / 60
         reserve = (2.0 if probes else 0.0) + (settings.refit_examples / 1000 if settings.refit_examples else 0.0)
         minutes = max(0.5, settings.max_minutes - spent - reserve)
         config = InstructConfig(
             full=settings.full, lora_layers=settings.lora_layers, max_minutes=minutes,
             max_steps=settings.max_steps, batch_size=settings.batch_size, lr=settings.lr, seed=settings.seed,
-            loss_per=settings.loss_per,
+            loss_per=settings.loss_per, train_output_rows=settings.train_output_rows,
         )
         model, loop = instruct(model, encoded, config, new_rows=sid_rows(vocab),
                                pad_id=int(tokenizer.pad_token_id), checkpoint_dir=work / "instruct",
@@ -147,13 +163,17 @@ def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: b
         curves["stage 3"] = loop.losses
         if settings.refit_examples:
             # Stage 3 moved the features the stage-2 output rows were fitted on; refit them on the
-            # final model's features of id-producing examples (next item, search, text -> SID).
-            ids_only = [e for e in encoded if e.task in ("next_item", "search", "text_to_sid")]
-            rng.shuffle(ids_only)
+            # final model's features, with the stage-2 mix (70% text -> SID) plus id-producing
+            # stage-3 examples (next item with its history codes, search).
+            ids_only = [e for e in encoded if e.task in ("next_item", "search")]
+            queries = [e for e in replay if e.task == "text_to_sid"]
+            queries = rng.sample(queries, min(len(queries), settings.refit_examples))
+            align_encoded = [encoder.encode(e) for e in queries]
+            sample = fit_sample(align_encoded + ids_only, settings.refit_examples, settings.seed)
             t0 = time.perf_counter()
             model.eval()
-            features = cache_features(model, ids_only[: settings.refit_examples],
-                                      pad_id=int(tokenizer.pad_token_id), first_new=min(sid_rows(vocab)))
+            features = cache_features(model, sample, pad_id=int(tokenizer.pad_token_id),
+                                      first_new=min(sid_rows(vocab)))
             refit = fit_output_rows(model, features, vocab, AlignConfig(seed=settings.seed))
             curves["stage 3 output refit"] = refit
             metrics.setdefault("refit", {})["seconds"] = round(time.perf_counter() - t0, 1)
@@ -166,7 +186,10 @@ def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: b
                 max_history=settings.max_history)
             metrics["instruct"]["text_to_sid"] = probe_text_to_sid(
                 decoder, facts, prompts, n=max(1, settings.probe_items // 2))
-            log.info("stage 3 probes: %s", {k: metrics["instruct"][k] for k in ("next_item_valid", "text_to_sid")})
+            metrics["instruct"]["sid_to_type"] = probe_sid_to_type(
+                decoder, facts, prompts, n=max(1, settings.probe_items // 2))
+            log.info("stage 3 probes: %s", {k: metrics["instruct"][k]
+                                            for k in ("next_item_valid", "text_to_sid", "sid_to_type")})
     metrics["seconds"] = round(time.perf_counter() - started, 1)
     png = plot_losses(curves, work / "loss.png") if any(curves.values()) else None
     if not main_process:

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +50,8 @@ class AlignConfig:
     """Stage 2 settings (defaults chosen by measurement on ML-100k, 2 CPU cores)."""
 
     init_from_catalog: bool = field(default=True, metadata={"help": "text- and type-derived input rows"})
+    anchor_words: bool = field(default=True, metadata={
+        "help": "start each code as a distinct real word, output row = input row (see align)"})
     row_steps: int = field(default=0, metadata={"help": "backprop steps on SID rows (0: skip)"})
     row_minutes: float | None = field(default=None, metadata={"help": "time budget for row training"})
     row_batch_size: int = 32
@@ -83,12 +87,63 @@ def sid_rows(vocab: SIDVocab) -> list[int]:
     return [vocab.opener_id, vocab.closer_id, *vocab.sid_token_ids().tolist()]
 
 
+_WORD = re.compile(r"[a-z]{4,}")
+
+
+def anchor_words(tokenizer: Any, vocab: SIDVocab, table: SIDTable, titles: dict[str, str]) -> dict[int, int]:
+    """A distinct real word token for every used SID code token: ``{sid token id: word token id}``.
+
+    A k-means code takes the most frequent title word of its items that no other code has taken
+    yet (so a code of horror films may start as " horror"); codes without one, and the last
+    (ranking) position, take unused words from the vocabulary in id order. Words are whole
+    single tokens of 4+ lowercase letters with a leading space.
+    """
+    first_new = min(sid_rows(vocab))
+    pool: dict[str, int] = {}
+    for token_id, piece in enumerate(tokenizer.convert_ids_to_tokens(list(range(first_new)))):
+        if piece and piece[0] == "\u0120" and _WORD.fullmatch(piece[1:]):
+            pool.setdefault(piece[1:], token_id)
+    spare = iter(sorted(pool.values()))
+    taken: set[int] = set()
+    anchors: dict[int, int] = {}
+
+    def next_spare() -> int:
+        for token_id in spare:
+            if token_id not in taken:
+                return token_id
+        raise ConfigError("the base vocabulary has too few whole-word tokens to anchor every SID code")
+
+    for etype in table.entity_types:
+        sids = table.by_type(etype)
+        grid = vocab.code_token_ids(etype)
+        words = [Counter(w for w in _WORD.findall(titles.get(str(i), "").lower()) if w in pool)
+                 for i in sids.item_ids]
+        for position in range(sids.codes.shape[1]):
+            ranking = position == sids.codes.shape[1] - 1
+            for code in np.unique(sids.codes[:, position]).tolist():
+                choice = None
+                if not ranking:
+                    counts: Counter[str] = Counter()
+                    for k in np.flatnonzero(sids.codes[:, position] == code):
+                        counts.update(words[k])
+                    choice = next((pool[w] for w, _ in counts.most_common() if pool[w] not in taken), None)
+                choice = choice if choice is not None else next_spare()
+                taken.add(choice)
+                anchors[int(grid[position, code])] = choice
+    return anchors
+
+
 @torch.no_grad()
 def init_input_rows(
     model: torch.nn.Module, tokenizer: Any, vocab: SIDVocab, table: SIDTable,
-    titles: dict[str, str], *, scale: float = 1.0,
+    titles: dict[str, str], *, scale: float = 1.0, anchors: dict[int, int] | None = None,
 ) -> None:
-    """Catalog-derived input rows (step 1). Output rows are left as they are."""
+    """Catalog-derived input rows (step 1). Output rows are left as they are.
+
+    With ``anchors`` (:func:`anchor_words`) a code's row is its anchor word's embedding plus the
+    centred type-word vector; otherwise the vocabulary mean plus the centred mean title embedding
+    of the items using the code, plus the type vector.
+    """
     embed = model.get_input_embeddings().weight
     first_new = min(sid_rows(vocab))
     base = embed[:first_new]
@@ -101,13 +156,17 @@ def init_input_rows(
     for etype in table.entity_types:
         sids = table.by_type(etype)
         type_vec = text_vector(etype) - mean
-        item_vecs = torch.stack([text_vector(titles.get(str(i), str(i))) for i in sids.item_ids]) - mean
+        item_vecs = None if anchors else torch.stack(
+            [text_vector(titles.get(str(i), str(i))) for i in sids.item_ids]) - mean
         grid = vocab.code_token_ids(etype)
         for position in range(sids.codes.shape[1]):
             codes = torch.as_tensor(sids.codes[:, position].astype(np.int64), device=embed.device)
             for code in torch.unique(codes).tolist():
-                members = item_vecs[codes == code].mean(0)
-                embed[int(grid[position, code])] = mean + scale * members + type_vec
+                row = int(grid[position, code])
+                if anchors:
+                    embed[row] = base[anchors[row]] + type_vec
+                else:
+                    embed[row] = mean + scale * item_vecs[codes == code].mean(0) + type_vec
     embed[vocab.opener_id] = mean + (text_vector("item:") - mean)
     embed[vocab.closer_id] = mean + (text_vector(".") - mean)
 
@@ -243,7 +302,12 @@ def align(
     t0 = time.perf_counter()
     untie_output_head(model)  # first: output rows keep the neutral mean start
     if config.init_from_catalog:
-        init_input_rows(model, tokenizer, vocab, table, titles)
+        anchors = anchor_words(tokenizer, vocab, table, titles) if config.anchor_words else None
+        init_input_rows(model, tokenizer, vocab, table, titles, anchors=anchors)
+        if anchors:  # tied start: the base model's copy heads then already favour codes seen in the prompt
+            with torch.no_grad():
+                rows = torch.as_tensor(sorted(anchors), dtype=torch.long)
+                model.get_output_embeddings().weight[rows] = model.get_input_embeddings().weight[rows]
     seconds["init"] = time.perf_counter() - t0
     encoded = [encoder.encode(e) for e in examples]
     rows = None
