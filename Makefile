@@ -31,8 +31,9 @@ ASK       := $(BIN)/neo ask --bundle $(DEMO)/bundle --sessions $(DEMO)/sessions.
 
 demo: install $(DEMO)/catalog.db $(DEMO)/sids.json $(DEMO)/bundle/manifest.json
 	$(BIN)/neo catalog stats --db $(DEMO)/catalog.db
-	$(BIN)/python -c "import json; m = json.load(open('$(DEMO)/bundle/manifest.json'))['metrics']; \
-	  print('evaluation (validation sample):', json.dumps(m.get('instruct', {}).get('next_item_valid'), indent=1))"
+	$(BIN)/python -c "import json; m = json.load(open('$(DEMO)/bundle/manifest.json'))['metrics'].get('instruct', {}); \
+	  print('evaluation of the final model (fixed samples):', json.dumps({k: m.get(k) for k in \
+	        ('next_item_valid', 'text_to_sid', 'sid_to_type')}, indent=1))"
 	$(ASK) "top 10 movies for me"
 	$(ASK) "movies like this, explain why"
 	$(ASK) "describe my taste"

@@ -21,7 +21,13 @@ from collections import Counter
 import numpy as np
 
 from neo_sdk.catalog import Catalog, leave_one_out
-from neo_sdk.sids import default_shape, embed_texts, item_texts, resolve_embedder, train_residual
+from neo_sdk.sids import (
+    default_shape,
+    embed_texts,
+    item_texts,
+    resolve_embedder,
+    train_residual,
+)
 from neo_sdk.sids._collab import collaborative_vectors, cooccurrence_sequences
 
 

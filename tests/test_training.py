@@ -237,3 +237,15 @@ def test_per_example_loss_weighs_every_example_the_same(setup) -> None:
     assert torch.allclose(by_token, (6 * each[0] + each[1]) / 7, atol=1e-5)
     with pytest.raises(ConfigError, match="loss_per"):
         LoopConfig(max_steps=1, loss_per="batch")
+
+
+def test_replay_is_balanced_across_tasks_and_types() -> None:
+    import random
+
+    from neo_sdk.training._pipeline import balanced_sample
+
+    pool = [("sid_to_type", "person")] * 700 + [("sid_to_type", "movie")] * 300 + [("text_to_sid", "movie")] * 20
+    picked = balanced_sample(pool, 300, random.Random(0), key=lambda e: e)
+    counts = {k: picked.count(k) for k in set(pool)}
+    assert counts == {("text_to_sid", "movie"): 20, ("sid_to_type", "movie"): 140, ("sid_to_type", "person"): 140}
+    assert balanced_sample(pool, 5000, random.Random(0), key=lambda e: e).count(("sid_to_type", "person")) == 700

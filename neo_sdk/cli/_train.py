@@ -31,8 +31,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                        help="share of stage 2 examples mixed into stage 3")
     train.add_argument("--loss-per", choices=["token", "example"], default="token",
                        help="stage 3 loss: mean over tokens, or each example weighs the same")
-    train.add_argument("--freeze-output-rows", action="store_true",
-                       help="stage 3 keeps the stage-2 SID output rows (only the adapters learn)")
     train.add_argument("--no-history-loss", action="store_true",
                        help="next-item examples supervise only the answer, not the codes of their history")
     train.add_argument("--seed", type=int, default=0)
@@ -63,7 +61,7 @@ def _train(args: argparse.Namespace) -> int:
         max_minutes=args.max_minutes, max_steps=args.max_steps, full=args.full,
         lora_layers=args.lora_layers or None, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
         probe_users=args.probe_users, replay_share=args.replay_share, loss_per=args.loss_per,
-        train_output_rows=not args.freeze_output_rows, history_loss=not args.no_history_loss,
+        history_loss=not args.no_history_loss,
         instruction_tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
     )
     metrics = train(args.db, args.out, settings, resume=args.resume, probes=not args.no_probes)

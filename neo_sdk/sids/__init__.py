@@ -32,9 +32,21 @@ from neo_sdk.sids._embed import (
     embed_texts,
     resolve_embedder,
 )
-from neo_sdk.sids._kmeans import ResidualQuantizer, SIDConfig, default_shape, train_residual
+from neo_sdk.sids._kmeans import (
+    ResidualQuantizer,
+    SIDConfig,
+    default_shape,
+    train_residual,
+)
 from neo_sdk.sids._report import save_usage_png, sid_report, type_report
-from neo_sdk.sids._table import SID, SID_FORMAT_VERSION, QuantizerRecord, SIDTable, TypeSIDs, load_quantizers
+from neo_sdk.sids._table import (
+    SID,
+    SID_FORMAT_VERSION,
+    QuantizerRecord,
+    SIDTable,
+    TypeSIDs,
+    load_quantizers,
+)
 
 __all__ = [
     "DEFAULT_EMBEDDER",

@@ -34,9 +34,6 @@ from neo_sdk.training._probe import (
 from neo_sdk.training.alignment import (
     AlignConfig,
     align,
-    cache_features,
-    fit_output_rows,
-    fit_sample,
     sid_rows,
 )
 from neo_sdk.training.instruction import InstructConfig, instruct
@@ -65,11 +62,7 @@ class TrainSettings:
     instruction_tasks: tuple[str, ...] = ("next_item", "search", "explain", "profile", "like_this")
     target_type: str = field(default="movie", metadata={"help": "type of next-item probes"})
     replay_share: float = field(default=0.15, metadata={"help": "stage 2 examples mixed into stage 3"})
-    refit_examples: int = field(default=0, metadata={
-        "help": "after stage 3, refit SID output rows on features of this many examples (0: off;"
-                " 70% text -> SID queries, 30% next item and search; bench/RESULTS.md)"})
     loss_per: str = field(default="token", metadata={"help": "stage 3 loss average: token or example"})
-    train_output_rows: bool = field(default=True, metadata={"help": "stage 3 also trains the SID output rows"})
     history_loss: bool = field(default=True, metadata={
         "help": "next-item examples also supervise the SID codes of their history (ExampleEncoder)"})
     probe_users: int = 200
@@ -81,6 +74,26 @@ class TrainSettings:
             raise ConfigError(f"stage must be align, instruct or all (got {self.stage!r})")
         if self.max_minutes <= 0:
             raise ConfigError("max_minutes must be > 0")
+
+
+def balanced_sample(examples: list[Any], n: int, rng: random.Random, *, key: Any) -> list[Any]:
+    """About ``n`` examples with an equal share per group (all of a group smaller than its share).
+
+    Replay is drawn this way so each (task, entity type) is rehearsed equally: drawn in proportion,
+    people (70% of the demo's items) crowded out movies and SID -> type answered "person" for
+    10 of 16 movies.
+    """
+    groups: dict[Any, list[Any]] = {}
+    for example in examples:
+        groups.setdefault(key(example), []).append(example)
+    out: list[Any] = []
+    remaining, left = n, len(groups)
+    for members in sorted(groups.values(), key=len):  # small groups first; their slack goes to the rest
+        take = min(len(members), remaining // max(1, left))
+        out += rng.sample(members, take)
+        remaining -= take
+        left -= 1
+    return out
 
 
 def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: bool = False,
@@ -145,38 +158,23 @@ def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: b
                                           tasks=("sid_to_type", "sid_to_text", "text_to_sid"),
                                           queries_per_item=1)
         rng = random.Random(settings.seed)
-        examples += rng.sample(replay, min(len(replay), int(len(examples) * settings.replay_share)))
+        examples += balanced_sample(replay, int(len(examples) * settings.replay_share), rng,
+                                    key=lambda e: (e.task, facts.type_of(e.meta["item"]) if "item" in e.meta else None))
         train_encoder = ExampleEncoder(tokenizer, vocab, system=prompts.system,
                                        history_loss=("next_item",) if settings.history_loss else ())
         encoded = [train_encoder.encode(e) for e in examples]
         spent = (time.perf_counter() - started) / 60
-        reserve = (2.0 if probes else 0.0) + (settings.refit_examples / 1000 if settings.refit_examples else 0.0)
+        reserve = 2.0 if probes else 0.0
         minutes = max(0.5, settings.max_minutes - spent - reserve)
         config = InstructConfig(
             full=settings.full, lora_layers=settings.lora_layers, max_minutes=minutes,
             max_steps=settings.max_steps, batch_size=settings.batch_size, lr=settings.lr, seed=settings.seed,
-            loss_per=settings.loss_per, train_output_rows=settings.train_output_rows,
+            loss_per=settings.loss_per,
         )
         model, loop = instruct(model, encoded, config, new_rows=sid_rows(vocab),
                                pad_id=int(tokenizer.pad_token_id), checkpoint_dir=work / "instruct",
                                resume=resume)
         curves["stage 3"] = loop.losses
-        if settings.refit_examples:
-            # Stage 3 moved the features the stage-2 output rows were fitted on; refit them on the
-            # final model's features, with the stage-2 mix (70% text -> SID) plus id-producing
-            # stage-3 examples (next item with its history codes, search).
-            ids_only = [e for e in encoded if e.task in ("next_item", "search")]
-            queries = [e for e in replay if e.task == "text_to_sid"]
-            queries = rng.sample(queries, min(len(queries), settings.refit_examples))
-            align_encoded = [encoder.encode(e) for e in queries]
-            sample = fit_sample(align_encoded + ids_only, settings.refit_examples, settings.seed)
-            t0 = time.perf_counter()
-            model.eval()
-            features = cache_features(model, sample, pad_id=int(tokenizer.pad_token_id),
-                                      first_new=min(sid_rows(vocab)))
-            refit = fit_output_rows(model, features, vocab, AlignConfig(seed=settings.seed))
-            curves["stage 3 output refit"] = refit
-            metrics.setdefault("refit", {})["seconds"] = round(time.perf_counter() - t0, 1)
         metrics["instruct"] = {"loop": {k: v for k, v in loop.to_json().items() if k != "losses"},
                                "examples": len(examples), "config": dataclasses.asdict(config)}
         if probes:
