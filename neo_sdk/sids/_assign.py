@@ -243,8 +243,8 @@ def build_sids(
             type_info.get("collaborative", {}).get("items_with_vector", 0),
         )
         logger.info(
-            "%s: %d items, M=%d K=%d, %d unique tuples, collision rate %.3f before disambiguation,"
-            " largest bucket %d", name, len(items), levels, k, unique, coll, largest,
+            "%s: %d items, M=%d K=%d, %d distinct k-means tuples (buckets), largest %d",
+            name, len(items), levels, k, unique, largest,
         )
 
     info_base = {"embedder": _embedder_info(emb), "balanced": config.balanced, "seed": config.seed}
