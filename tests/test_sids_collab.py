@@ -65,6 +65,11 @@ def test_ppmi_vectors_separate_tastes() -> None:
     same = sims[taste[:, None] == taste[None, :]].mean()
     other = sims[taste[:, None] != taste[None, :]].mean()
     assert same > other + 0.3
+    # a pair budget shrinks the window, then samples histories: still vectors, still tastes
+    ids, vectors = ppmi_svd(sequences, window=5, dim=8, max_pairs=1500)
+    taste = np.array([int(i[1:]) % 2 for i in ids])
+    sims = vectors @ vectors.T
+    assert len(ids) > 60 and sims[taste[:, None] == taste[None, :]].mean() > sims[taste[:, None] != taste[None, :]].mean()
 
 
 def test_collaborative_build_groups_items_by_taste(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ then places them.
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Sequence
 
 import numpy as np
@@ -34,25 +35,58 @@ def cooccurrence_sequences(catalog: Catalog) -> list[list[str]]:
     return [items for items in leave_one_out(catalog).train.values() if len(items) > 1]
 
 
-def ppmi_svd(sequences: Sequence[Sequence[str]], *, window: int, dim: int) -> tuple[list[str], np.ndarray]:
-    """Item ids and their L2-normalised PPMI-SVD vectors. Shape: (N, d), ``d <= dim``."""
+MAX_PAIRS = 20_000_000  # co-occurrence pairs counted at most (memory: ~1 GB at this size)
+
+
+def ppmi_svd(sequences: Sequence[Sequence[str]], *, window: int, dim: int,
+             max_pairs: int = MAX_PAIRS) -> tuple[list[str], np.ndarray]:
+    """Item ids and their L2-normalised PPMI-SVD vectors. Shape: (N, d), ``d <= dim``.
+
+    Past ``max_pairs`` window pairs the window shrinks, and below a window of 2 a seeded sample of
+    the histories is used, so memory stays bounded on logs of any size (logged when it happens).
+    """
     import scipy.sparse as sp
     from scipy.sparse.linalg import svds
 
+    def pairs(w: int) -> int:
+        return sum(max(0, min(w, len(s) - 1)) * len(s) for s in sequences)
+
+    while window > 2 and pairs(window) > max_pairs:
+        window = max(2, window * max_pairs // pairs(window))
+    if pairs(window) > max_pairs:
+        keep = max(1, int(len(sequences) * max_pairs / pairs(window)))
+        sequences = random.Random(0).sample(list(sequences), keep)
+        logger.info("co-occurrence: %d histories sampled to stay under %d pairs", keep, max_pairs)
+    logger.info("co-occurrence window %d over %d histories", window, len(sequences))
+
     index: dict[str, int] = {}
-    rows, cols = [], []
-    for seq in sequences:
-        ids = np.fromiter((index.setdefault(i, len(index)) for i in seq), dtype=np.int64, count=len(seq))
+    encoded = [np.fromiter((index.setdefault(i, len(index)) for i in seq), dtype=np.int64, count=len(seq))
+               for seq in sequences]
+    n = len(index)
+    counts = sp.csr_matrix((n, n), dtype=np.float64)
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    pending = 0
+
+    def flush() -> sp.csr_matrix:  # bounded memory: pairs are summed per ~4M, not all held at once
+        r, c = np.concatenate(rows), np.concatenate(cols)
+        rows.clear()
+        cols.clear()
+        return sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(n, n))
+
+    for ids in encoded:
         for offset in range(1, min(window, len(ids) - 1) + 1):
             rows.append(ids[:-offset])
             cols.append(ids[offset:])
-    n = len(index)
-    if n < 3 or not rows:
+            pending += len(ids) - offset
+        if pending > 4_000_000:
+            counts = counts + flush()
+            pending = 0
+    if rows:
+        counts = counts + flush()
+    if n < 3 or counts.nnz == 0:
         return list(index), np.zeros((n, 0), dtype=np.float32)
-    r, c = np.concatenate(rows), np.concatenate(cols)
-    counts = sp.coo_matrix((np.ones(len(r)), (r, c)), shape=(n, n)).tocsr()
-    counts = counts + counts.T  # symmetric: order within the window does not matter
-    counts.sum_duplicates()
+    counts = (counts + counts.T).tocsr()  # symmetric: order within the window does not matter
     total = counts.sum()
     marginal = np.asarray(counts.sum(1)).ravel()
     coo = counts.tocoo()
