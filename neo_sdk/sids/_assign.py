@@ -204,14 +204,16 @@ def build_sids(
     new_types: dict[str, TypeSIDs] = {}
     quantizers: dict[str, tuple[ResidualQuantizer, dict[str, Any], int]] = {}
     stats: dict[str, TypeBuildStats] = {}
-    sequences = cooccurrence_sequences(catalog) if config.collaborative > 0 else []
+    # Held-out targets never shape SIDs: co-occurrence and the popularity that ranks a bucket's
+    # items are both counted on the training part of the leave-one-out split.
+    sequences = cooccurrence_sequences(catalog)
     train_counts = Counter(item for seq in sequences for item in seq)
     for name, (items, levels, k) in plan.items():
         start = time.perf_counter()
         texts = item_texts(items, declared[name].text_fields)
         x = embed_texts(emb, texts, progress=progress)
         type_info: dict[str, Any] = {"content_dim": int(x.shape[1])}
-        if sequences:
+        if config.collaborative > 0 and sequences:
             cf = collaborative_vectors(catalog, [item.id for item in items], window=config.cf_window,
                                        dim=config.cf_dim, sequences=sequences)
             if cf is not None:
@@ -224,8 +226,7 @@ def build_sids(
             x, levels, k, seed=config.seed, niter=config.niter, balanced=config.balanced,
             slack=config.slack, normalize=config.normalize,
         )
-        # Ties in a tuple go to the most popular item first; with histories, counted on the
-        # training part only, so held-out targets do not shape the SIDs.
+        # ties in a tuple go to the most popular item first (catalog popularity without histories)
         pop = np.array([train_counts.get(item.id, 0) if train_counts else item.popularity for item in items],
                        dtype=np.float64)
         d = disambiguate(tuples, -pop)

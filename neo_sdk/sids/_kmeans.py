@@ -39,10 +39,10 @@ k-means level fewer than it takes to make tuples unique, so each code tuple is a
 ``K / 2`` items, and the final (disambiguation) code ranks the items of a bucket by popularity. A
 fine content level was the bottleneck of next-item recommendation: a model must learn which of ~26
 children of a level-1 code is likely, per code, with a token that means something different under
-every parent. On MovieLens-100k (15 CPU minutes) that level ranked the target at median 11.5 of 31
+every parent. On MovieLens-100k (15 CPU minutes) that level ranked the target at median 10.5 of 31
 children, below popularity (4); with a popularity-ranked last code the model matched popularity
 there and next-item HR@10 went from 0.035 to 0.09, while text -> SID after stage 2 stayed at
-hit@10 0.27 (``bench/RESULTS.md``). Explicit ``--levels`` keep the old meaning: M k-means levels.
+hit@10 0.265 (``bench/RESULTS.md``). Explicit ``--levels`` keep the old meaning: M k-means levels.
 """
 
 from __future__ import annotations

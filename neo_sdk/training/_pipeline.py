@@ -31,11 +31,7 @@ from neo_sdk.training._probe import (
     probe_sid_to_type,
     probe_text_to_sid,
 )
-from neo_sdk.training.alignment import (
-    AlignConfig,
-    align,
-    sid_rows,
-)
+from neo_sdk.training.alignment import AlignConfig, align, sid_rows
 from neo_sdk.training.instruction import InstructConfig, instruct
 from neo_sdk.vocab import SIDVocab
 

@@ -9,8 +9,9 @@ bitwise unchanged (tested). Three steps, each measured on 2 CPU cores (``bench/R
    row starts equal to its input row. The frozen model then treats a code like a word it knows,
    and its copy heads already favour codes that occur in the prompt: on next-item prompts, after
    the stage-2 fit, the top level-1 code was one from the user's history for 52% of users (22
-   distinct codes), against one code for everyone with averaged-title rows (``bench/RESULTS.md``). ``anchor_words=False`` gives the
-   older start: the vocabulary mean plus the centred mean title embedding of the code's items.
+   distinct codes), against one code for everyone with averaged-title rows (``bench/RESULTS.md``).
+   ``anchor_words=False`` gives the older start: the vocabulary mean plus the centred mean title
+   embedding of the code's items.
 2. **Row training by backpropagation** (optional budget, ``row_minutes``/``row_steps``): the paper's
    stage 2 — AdamW (β 0.9/0.95), LR 1e-3, cosine with warm-up — on every alignment task, with a
    gradient mask so only SID rows learn. It is the slow part on CPU (every step backpropagates
@@ -123,14 +124,12 @@ def anchor_words(tokenizer: Any, vocab: SIDVocab, table: SIDTable, titles: dict[
         words = [Counter(w for w in _WORD.findall(titles.get(str(i), "").lower()) if w in pool)
                  for i in sids.item_ids]
         for position in range(sids.codes.shape[1]):
-            ranking = position == sids.codes.shape[1] - 1
-            for code in np.unique(sids.codes[:, position]).tolist():
-                choice = None
-                if not ranking:
-                    counts: Counter[str] = Counter()
-                    for k in np.flatnonzero(sids.codes[:, position] == code):
-                        counts.update(words[k])
-                    choice = next((pool[w] for w, _ in counts.most_common() if pool[w] not in taken), None)
+            ranking = position == sids.codes.shape[1] - 1  # the last code ranks: no title word
+            counts: dict[int, Counter[str]] = {}
+            for code, item_words in zip(sids.codes[:, position].tolist(), words, strict=True):
+                counts.setdefault(code, Counter()).update(() if ranking else item_words)
+            for code in sorted(counts):
+                choice = next((pool[w] for w, _ in counts[code].most_common() if pool[w] not in taken), None)
                 choice = choice if choice is not None else next_spare()
                 taken.add(choice)
                 anchors[int(grid[position, code])] = choice
