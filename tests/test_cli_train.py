@@ -19,11 +19,14 @@ def test_train_verify_export(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     capsys.readouterr()
     bundle = str(tmp_path / "bundle")
     assert main(["train", "--db", db, "--out", bundle, "--layers", "2", "--max-steps", "2",
-                 "--max-minutes", "1", "--batch-size", "4", "--no-probes", "--tasks", "next_item,search"]) == 0
+                 "--max-minutes", "1", "--batch-size", "4", "--no-probes", "--tasks", "next_item,search",
+                 "--replay-weights", "text_to_sid=3,sid_to_type=1,sid_to_text=0"]) == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["instruct"]["loop"]["steps"] == 2
     assert main(["bundle", "verify", bundle]) == 0
     summary = json.loads(capsys.readouterr().out)
+    training = json.loads((Path(bundle) / "manifest.json").read_text())["training"]
+    assert training["replay_weights"] == [["text_to_sid", 3.0], ["sid_to_type", 1.0], ["sid_to_text", 0.0]]
     assert summary["kind"] == "lora" and summary["base_model"]["num_hidden_layers"] == 2
     out = tmp_path / "hf"
     assert main(["bundle", "export", bundle, "--merged", "--out", str(out)]) == 0
@@ -33,3 +36,11 @@ def test_train_verify_export(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     (Path(bundle) / "vocab.json").write_text("{}")
     assert main(["bundle", "verify", bundle]) == 1
     assert "vocab.json does not match its checksum" in capsys.readouterr().err
+
+
+def test_train_rejects_bad_replay_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["train", "--db", "x.db", "--out", str(tmp_path / "b"), "--replay-weights", "text_to_sid=lots"])
+    assert "expected TASK=WEIGHT" in capsys.readouterr().err
+    assert main(["train", "--db", "x.db", "--out", str(tmp_path / "b"), "--replay-weights", "next_item=2"]) == 1
+    assert "unknown task(s) ['next_item']" in capsys.readouterr().err

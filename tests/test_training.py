@@ -249,3 +249,41 @@ def test_replay_is_balanced_across_tasks_and_types() -> None:
     counts = {k: picked.count(k) for k in set(pool)}
     assert counts == {("text_to_sid", "movie"): 20, ("sid_to_type", "movie"): 140, ("sid_to_type", "person"): 140}
     assert balanced_sample(pool, 5000, random.Random(0), key=lambda e: e).count(("sid_to_type", "person")) == 700
+
+
+def test_replay_weights_set_each_task_share() -> None:
+    import random
+
+    from neo_sdk.training._pipeline import TrainSettings, balanced_sample
+
+    pool = [("text_to_sid", t) for t in ("movie", "person") for _ in range(500)] + [("sid_to_type", "movie")] * 500
+    weights = {"text_to_sid": 3.0, "sid_to_type": 1.0}
+    picked = balanced_sample(pool, 700, random.Random(0), key=lambda e: e, weight=lambda g: weights[g[0]])
+    counts = {k: picked.count(k) for k in set(pool)}
+    assert counts == {("text_to_sid", "movie"): 300, ("text_to_sid", "person"): 300, ("sid_to_type", "movie"): 100}
+    none = balanced_sample(pool, 700, random.Random(0), key=lambda e: e, weight=lambda g: 0.0 if g[0] == "sid_to_type" else 1.0)
+    assert ("sid_to_type", "movie") not in none and len(none) == 700
+    with pytest.raises(ConfigError, match="unknown task"):
+        TrainSettings(replay_weights=(("next_item", 1.0),))
+    with pytest.raises(ConfigError, match=">= 0"):
+        TrainSettings(replay_weights=(("text_to_sid", -1.0),))
+
+
+def test_output_fit_sees_one_query_for_every_item(setup) -> None:
+    from neo_sdk.training.alignment import fit_sample
+
+    _, catalog, table, prompts, _ = setup
+    _, tokenizer, vocab = fresh_model(table)
+    examples = build_alignment_examples(catalog, prompts, seed=0)
+    encoded = [ExampleEncoder(tokenizer, vocab).encode(e) for e in examples]
+    by_id = {id(enc): ex for ex, enc in zip(examples, encoded)}
+    items = {e.meta["item"] for e in examples if e.task == "text_to_sid"}
+    picked = fit_sample(examples, encoded, AlignConfig(fit_other_share=0.2))
+    queried = [by_id[id(enc)].meta["item"] for enc in picked if enc.task == "text_to_sid"]
+    assert sorted(queried) == sorted(items)  # every item once, though each has two queries
+    others = [enc for enc in picked if enc.task != "text_to_sid"]
+    assert len(others) == round(len(items) * 0.2 / 0.8) and {e.task for e in others} <= {"sid_to_text", "sid_to_type"}
+    capped = fit_sample(examples, encoded, AlignConfig(fit_items=3, fit_other_share=0.0))
+    assert len(capped) == 3 and {e.task for e in capped} == {"text_to_sid"}
+    with pytest.raises(ConfigError, match="fit_other_share"):
+        AlignConfig(fit_other_share=1.0)

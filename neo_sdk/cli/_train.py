@@ -27,8 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     train.add_argument("--lr", type=float, default=5e-4)
     train.add_argument("--tasks", default="next_item,search,explain,profile,like_this",
                        help="stage 3 tasks, comma-separated")
-    train.add_argument("--replay-share", type=float, default=0.15,
+    train.add_argument("--replay-share", type=float, default=0.3,
                        help="share of stage 2 examples mixed into stage 3")
+    train.add_argument("--replay-weights", type=_task_weights, default=None, metavar="TASK=W,...",
+                       help="relative replay share per stage 2 task, e.g. text_to_sid=3,sid_to_type=2,sid_to_text=1")
     train.add_argument("--loss-per", choices=["token", "example"], default="token",
                        help="stage 3 loss: mean over tokens, or each example weighs the same")
     train.add_argument("--no-history-loss", action="store_true",
@@ -52,6 +54,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     export.set_defaults(handler=_export)
 
 
+def _task_weights(text: str) -> tuple[tuple[str, float], ...]:
+    """``"text_to_sid=3,sid_to_type=2"`` -> ``(("text_to_sid", 3.0), ("sid_to_type", 2.0))``."""
+    pairs = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        task, _, value = part.partition("=")
+        try:
+            pairs.append((task.strip(), float(value)))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{part!r}: expected TASK=WEIGHT, e.g. text_to_sid=3") from None
+    return tuple(pairs)
+
+
 def _train(args: argparse.Namespace) -> int:
     from neo_sdk.model import DEFAULT_BASE
     from neo_sdk.training import TrainSettings, train
@@ -62,6 +76,7 @@ def _train(args: argparse.Namespace) -> int:
         lora_layers=args.lora_layers or None, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
         probe_users=args.probe_users, replay_share=args.replay_share, loss_per=args.loss_per,
         history_loss=not args.no_history_loss,
+        **({"replay_weights": args.replay_weights} if args.replay_weights is not None else {}),
         instruction_tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
     )
     metrics = train(args.db, args.out, settings, resume=args.resume, probes=not args.no_probes)

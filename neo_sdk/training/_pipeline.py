@@ -38,6 +38,7 @@ from neo_sdk.vocab import SIDVocab
 log = logging.getLogger(__name__)
 
 Stage = Literal["align", "instruct", "all"]
+REPLAY_TASKS = ("sid_to_type", "sid_to_text", "text_to_sid")
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,10 @@ class TrainSettings:
     cuts_per_user: int = 4
     instruction_tasks: tuple[str, ...] = ("next_item", "search", "explain", "profile", "like_this")
     target_type: str = field(default="movie", metadata={"help": "type of next-item probes"})
-    replay_share: float = field(default=0.15, metadata={"help": "stage 2 examples mixed into stage 3"})
+    replay_share: float = field(default=0.3, metadata={"help": "stage 2 examples mixed into stage 3"})
+    replay_weights: tuple[tuple[str, float], ...] = field(
+        default=(("sid_to_type", 2.0), ("sid_to_text", 1.0), ("text_to_sid", 3.0)),
+        metadata={"help": "relative share of each stage 2 task in the replay (split equally per entity type)"})
     loss_per: str = field(default="token", metadata={"help": "stage 3 loss average: token or example"})
     history_loss: bool = field(default=True, metadata={
         "help": "next-item examples also supervise the SID codes of their history (ExampleEncoder)"})
@@ -70,25 +74,38 @@ class TrainSettings:
             raise ConfigError(f"stage must be align, instruct or all (got {self.stage!r})")
         if self.max_minutes <= 0:
             raise ConfigError("max_minutes must be > 0")
+        unknown = sorted({task for task, _ in self.replay_weights} - set(REPLAY_TASKS))
+        if unknown:
+            raise ConfigError(f"replay_weights: unknown task(s) {unknown}; stage 2 tasks are {list(REPLAY_TASKS)}")
+        if any(w < 0 for _, w in self.replay_weights):
+            raise ConfigError("replay_weights must be >= 0")
 
 
-def balanced_sample(examples: list[Any], n: int, rng: random.Random, *, key: Any) -> list[Any]:
-    """About ``n`` examples with an equal share per group (all of a group smaller than its share).
+def balanced_sample(examples: list[Any], n: int, rng: random.Random, *, key: Any,
+                    weight: Any = None) -> list[Any]:
+    """About ``n`` examples, shared among the groups ``key`` makes in proportion to ``weight(group)``
+    (default: equal shares); a group smaller than its share gives all it has, its slack going to the rest.
 
-    Replay is drawn this way so each (task, entity type) is rehearsed equally: drawn in proportion,
+    Replay is drawn this way so each (task, entity type) is rehearsed on purpose: drawn in proportion,
     people (70% of the demo's items) crowded out movies and SID -> type answered "person" for
     10 of 16 movies.
     """
+    weight = weight or (lambda group: 1.0)
     groups: dict[Any, list[Any]] = {}
     for example in examples:
         groups.setdefault(key(example), []).append(example)
+    weights = {g: float(weight(g)) for g in groups}
+    if any(w < 0 for w in weights.values()):
+        raise ConfigError("replay weights must be >= 0")
     out: list[Any] = []
-    remaining, left = n, len(groups)
-    for members in sorted(groups.values(), key=len):  # small groups first; their slack goes to the rest
-        take = min(len(members), remaining // max(1, left))
-        out += rng.sample(members, take)
+    remaining, weight_left = n, sum(weights.values())
+    # groups that fill up soonest relative to their share go first; their slack goes to the rest
+    for g in sorted(groups, key=lambda g: len(groups[g]) / weights[g] if weights[g] else 0.0):
+        share = remaining * weights[g] / weight_left if weight_left else 0.0
+        take = min(len(groups[g]), int(share))
+        out += rng.sample(groups[g], take)
         remaining -= take
-        left -= 1
+        weight_left -= weights[g]
     return out
 
 
@@ -150,12 +167,13 @@ def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: b
         )
         # Replay a slice of stage 2 so the adapters keep it: without it a GPU run lost text -> SID
         # (hit@10 0.275 -> 0.04) and never learned SID -> type (bench/RESULTS.md).
+        replay_weights = {task: w for task, w in settings.replay_weights if w > 0}
         replay = build_alignment_examples(catalog, prompts, seed=settings.seed + 1, facts=facts,
-                                          tasks=("sid_to_type", "sid_to_text", "text_to_sid"),
-                                          queries_per_item=1)
+                                          tasks=tuple(replay_weights), queries_per_item=1) if replay_weights else []
         rng = random.Random(settings.seed)
         examples += balanced_sample(replay, int(len(examples) * settings.replay_share), rng,
-                                    key=lambda e: (e.task, facts.type_of(e.meta["item"]) if "item" in e.meta else None))
+                                    key=lambda e: (e.task, facts.type_of(e.meta["item"]) if "item" in e.meta else None),
+                                    weight=lambda group: replay_weights[group[0]])
         train_encoder = ExampleEncoder(tokenizer, vocab, system=prompts.system,
                                        history_loss=("next_item",) if settings.history_loss else ())
         encoded = [train_encoder.encode(e) for e in examples]

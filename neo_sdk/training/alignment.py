@@ -62,15 +62,22 @@ class AlignConfig:
     row_batch_size: int = 32
     row_lr: float = 1e-3
     fit_output: bool = field(default=True, metadata={"help": "fit SID output rows on cached features"})
-    fit_steps: int = field(default=300, metadata={"help": "full-batch AdamW steps of the output fit"})
+    fit_steps: int = field(default=3000, metadata={"help": "AdamW steps of the output fit (~1/32 of the positions each)"})
     fit_lr: float = 3e-3
     fit_batch: int = 32
-    fit_examples: int = field(default=3000, metadata={"help": "examples in the frozen feature pass"})
+    fit_items: int | None = field(default=None, metadata={
+        "help": "items whose text -> SID query enters the feature pass (None: every item)"})
+    fit_other_share: float = field(default=0.2, metadata={
+        "help": "share of other stage 2 tasks in the feature pass"})
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.row_steps < 0 or self.fit_steps < 0:
             raise ConfigError("row_steps and fit_steps must be >= 0")
+        if not 0 <= self.fit_other_share < 1:
+            raise ConfigError("fit_other_share must be in [0, 1)")
+        if self.fit_items is not None and self.fit_items < 1:
+            raise ConfigError("fit_items must be >= 1 or None (every item)")
 
 
 @dataclass
@@ -232,19 +239,30 @@ def cache_features(
             "target_logit_old": torch.cat(target_logit)}
 
 
-def fit_sample(encoded: Sequence[Encoded], n: int, seed: int) -> list[Encoded]:
-    """At most ``n`` examples for the feature pass: 70% text->SID, the rest other tasks.
+def fit_sample(examples: Sequence[Example], encoded: Sequence[Encoded], config: AlignConfig) -> list[Encoded]:
+    """The examples of the feature pass: one text -> SID query per item, then other tasks.
 
-    Output rows belong to codes, not items, and every code is shared by many items with similar
-    text, so a sample grounds every code; the text-target positions keep SID tokens from
+    The last code of a SID ranks items inside a bucket and carries no content, so the output
+    rows can only place an item whose query they were fitted on: with a 3,000-example sample
+    (2,100 queries, a third of the demo's items) items in the sample scored hit@10 0.31 on unseen
+    phrasings and the others 0.017. Hence every item's query first (``fit_items``, default all),
+    then ``fit_other_share`` of other tasks, whose text-target positions keep SID tokens from
     winning where text should follow.
     """
-    rng = random.Random(seed)
-    sid = [e for e in encoded if e.task == "text_to_sid"]
-    other = [e for e in encoded if e.task != "text_to_sid"]
-    n_sid = min(len(sid), int(n * 0.7))
-    n_other = min(len(other), n - n_sid)
-    return rng.sample(sid, n_sid) + rng.sample(other, n_other)
+    rng = random.Random(config.seed)
+    queries: dict[str, list[Encoded]] = {}
+    other: list[Encoded] = []
+    for example, enc in zip(examples, encoded, strict=True):
+        if enc.task == "text_to_sid":
+            queries.setdefault(str(example.meta.get("item")), []).append(enc)
+        else:
+            other.append(enc)
+    items = sorted(queries)
+    if config.fit_items is not None and config.fit_items < len(items):
+        items = rng.sample(items, config.fit_items)
+    sid = [rng.choice(queries[item]) for item in items]
+    n_other = min(len(other), round(len(sid) * config.fit_other_share / (1 - config.fit_other_share)))
+    return sid + rng.sample(other, n_other)
 
 
 def fit_output_rows(
@@ -323,7 +341,7 @@ def align(
     if config.fit_output:
         t0 = time.perf_counter()
         model.eval()
-        sample = fit_sample(encoded, config.fit_examples, config.seed)
+        sample = fit_sample(examples, encoded, config)
         features = cache_features(model, sample, pad_id=pad_id, first_new=min(sid_rows(vocab)))
         seconds["feature_pass"] = time.perf_counter() - t0
         t0 = time.perf_counter()
