@@ -278,7 +278,7 @@ def test_output_fit_sees_one_query_for_every_item(setup) -> None:
     encoded = [ExampleEncoder(tokenizer, vocab).encode(e) for e in examples]
     by_id = {id(enc): ex for ex, enc in zip(examples, encoded)}
     items = {e.meta["item"] for e in examples if e.task == "text_to_sid"}
-    picked = fit_sample(examples, encoded, AlignConfig(fit_other_share=0.2))
+    picked = fit_sample(examples, encoded, AlignConfig(fit_items=None, fit_other_share=0.2))
     queried = [by_id[id(enc)].meta["item"] for enc in picked if enc.task == "text_to_sid"]
     assert sorted(queried) == sorted(items)  # every item once, though each has two queries
     others = [enc for enc in picked if enc.task != "text_to_sid"]

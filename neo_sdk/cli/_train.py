@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     train.add_argument("--lr", type=float, default=5e-4)
     train.add_argument("--tasks", default="next_item,search,explain,profile,like_this",
                        help="stage 3 tasks, comma-separated")
-    train.add_argument("--replay-share", type=float, default=0.3,
+    train.add_argument("--replay-share", type=float, default=0.2,
                        help="share of stage 2 examples mixed into stage 3")
     train.add_argument("--replay-weights", type=_task_weights, default=None, metavar="TASK=W,...",
                        help="relative replay share per stage 2 task, e.g. text_to_sid=3,sid_to_type=2,sid_to_text=1")

@@ -58,9 +58,9 @@ class TrainSettings:
     cuts_per_user: int = 4
     instruction_tasks: tuple[str, ...] = ("next_item", "search", "explain", "profile", "like_this")
     target_type: str = field(default="movie", metadata={"help": "type of next-item probes"})
-    replay_share: float = field(default=0.3, metadata={"help": "stage 2 examples mixed into stage 3"})
+    replay_share: float = field(default=0.2, metadata={"help": "stage 2 examples mixed into stage 3"})
     replay_weights: tuple[tuple[str, float], ...] = field(
-        default=(("sid_to_type", 2.0), ("sid_to_text", 1.0), ("text_to_sid", 3.0)),
+        default=(("sid_to_type", 2.0), ("sid_to_text", 1.0), ("text_to_sid", 1.0)),
         metadata={"help": "relative share of each stage 2 task in the replay (split equally per entity type)"})
     loss_per: str = field(default="token", metadata={"help": "stage 3 loss average: token or example"})
     history_loss: bool = field(default=True, metadata={
@@ -154,10 +154,11 @@ def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: b
         metrics["align"] = result.to_json() | {"examples": len(examples)}
         curves["stage 2 output fit"] = result.fit_losses
         if probes:
+            # No SID -> type probe here: the frozen model never answers with a type word (0.0 in
+            # every run); it would take ~45 s of the budget. Stage 3 probes it.
             decoder = build_decoder(model, encoder)
-            metrics["align"]["sid_to_type"] = probe_sid_to_type(decoder, facts, prompts, n=settings.probe_items)
             metrics["align"]["text_to_sid"] = probe_text_to_sid(decoder, facts, prompts, n=settings.probe_items)
-            log.info("stage 2 probes: %s", {k: metrics["align"][k] for k in ("sid_to_type", "text_to_sid")})
+            log.info("stage 2 probe: text_to_sid %s", metrics["align"]["text_to_sid"])
 
     if settings.stage in ("instruct", "all"):
         split = leave_one_out(catalog)
@@ -165,8 +166,9 @@ def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: b
             catalog, split, prompts, seed=settings.seed, tasks=settings.instruction_tasks,
             max_history=settings.max_history, cuts_per_user=settings.cuts_per_user,
         )
-        # Replay a slice of stage 2 so the adapters keep it: without it a GPU run lost text -> SID
-        # (hit@10 0.275 -> 0.04) and never learned SID -> type (bench/RESULTS.md).
+        # Replay stage 2 so the adapters keep it: without replay a GPU run never learned SID -> type.
+        # Twice the SID -> type examples took it from 0.83 to 0.97; three times the text -> SID
+        # examples did not keep text -> SID, which the adapters erase (bench/RESULTS.md).
         replay_weights = {task: w for task, w in settings.replay_weights if w > 0}
         replay = build_alignment_examples(catalog, prompts, seed=settings.seed + 1, facts=facts,
                                           tasks=tuple(replay_weights), queries_per_item=1) if replay_weights else []
