@@ -1,0 +1,97 @@
+"""Where text -> SID is lost: which items the stage-2 output fit saw, and adapters vs. output rows.
+
+    python bench/text_to_sid_diag.py --db demo/catalog.db --stage2 S2_BUNDLE [--final FINAL_BUNDLE]
+
+``S2_BUNDLE`` is a stage-2 bundle (``neo train --stage align``) trained with the default
+``AlignConfig`` and seed 0, so the items of its output-fit sample can be rebuilt. Prints text ->
+SID hit@10 on held-out phrasings (the training probe's item sample) split by whether the item's
+query was in the fit sample. With ``--final`` (a LoRA bundle trained from the same SIDs) it also
+scores the four combinations of {adapters on, off} x {final, stage-2 SID output rows}; SID input
+rows are not trained in stage 3, so the swap isolates the two kinds of drift.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+
+import torch
+from safetensors.torch import load_file
+
+from neo_sdk.bundle import load_bundle
+from neo_sdk.catalog import Catalog
+from neo_sdk.decoding import TrieFilter, beam_search_items
+from neo_sdk.prompts import load_prompts
+from neo_sdk.tasks import CatalogFacts, build_alignment_examples, item_queries
+from neo_sdk.training import AlignConfig, ExampleEncoder
+from neo_sdk.training._probe import _probe_items, build_decoder, probe_text_to_sid
+from neo_sdk.training.alignment import fit_sample
+
+
+def hits_by_coverage(contents, catalog, prompts, facts, n: int) -> dict[str, dict[str, float]]:
+    encoder = ExampleEncoder(contents.tokenizer, contents.vocab, system=prompts.system)
+    examples = build_alignment_examples(catalog, prompts, seed=0, facts=facts)
+    encoded = [encoder.encode(e) for e in examples]
+    origin = {id(enc): ex for ex, enc in zip(examples, encoded, strict=True)}
+    fitted = {origin[id(enc)].meta["item"] for enc in fit_sample(examples, encoded, AlignConfig())
+              if enc.task == "text_to_sid"}
+    decoder = build_decoder(contents.model, encoder)
+    rng = random.Random(0)  # the probe's own query and phrasing draws
+    tally = {True: [0, 0], False: [0, 0]}
+    for item in _probe_items(facts, n, 0):
+        etype = facts.type_of(item)
+        _, query = rng.choice(item_queries(facts, item))
+        prompt = prompts.render("text_to_sid", "eval", rng, query=query, type=etype)
+        ranked = beam_search_items(decoder.model, [encoder.prompt_ids(prompt)], decoder.trie, decoder.tokens,
+                                   k=10, filters=TrieFilter.create(decoder.trie, entity_types=[etype]))[0]
+        tally[item in fitted][0] += item in [r.item_id for r in ranked]
+        tally[item in fitted][1] += 1
+    return {("in fit sample" if k else "not in fit sample"): {"items": v[1], "hit@10": round(v[0] / max(1, v[1]), 3)}
+            for k, v in tally.items()}
+
+
+def drift(final: str, stage2: str, catalog, prompts, facts, n: int) -> dict[str, float]:
+    contents = load_bundle(final, catalog=catalog, merge=False)
+    model = contents.model
+    encoder = ExampleEncoder(contents.tokenizer, contents.vocab, system=prompts.system)
+    decoder = build_decoder(model, encoder)
+    head = model.get_output_embeddings().weight
+    rows = load_file(f"{stage2}/sid_rows.safetensors")
+    index = rows["rows"].long()
+    final_rows = head[index].detach().clone()
+
+    def hit() -> float:
+        return probe_text_to_sid(decoder, facts, prompts, n=n)["hit@10"]
+
+    out = {"adapters on, final rows": hit()}
+    with torch.no_grad():
+        head[index] = rows["output"]
+    out["adapters on, stage-2 rows"] = hit()
+    with model.disable_adapter():
+        out["adapters off, stage-2 rows"] = hit()
+        with torch.no_grad():
+            head[index] = final_rows
+        out["adapters off, final rows"] = hit()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", required=True)
+    parser.add_argument("--stage2", required=True, help="stage-2 bundle (neo train --stage align)")
+    parser.add_argument("--final", help="LoRA bundle trained from the same SIDs")
+    parser.add_argument("--items", type=int, default=200)
+    args = parser.parse_args()
+    catalog = Catalog(args.db)
+    prompts = load_prompts()
+    facts = CatalogFacts(catalog, prompts)
+    result = {"coverage": hits_by_coverage(load_bundle(args.stage2, catalog=catalog), catalog, prompts, facts,
+                                           args.items)}
+    if args.final:
+        result["drift"] = drift(args.final, args.stage2, catalog, prompts, facts, args.items)
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
