@@ -30,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     train.add_argument("--replay-share", type=float, default=0.2,
                        help="share of stage 2 examples mixed into stage 3")
     train.add_argument("--replay-weights", type=_task_weights, default=None, metavar="TASK=W,...",
-                       help="relative replay share per stage 2 task, e.g. text_to_sid=3,sid_to_type=2,sid_to_text=1")
+                       help="relative replay share per stage 2 task; tasks left out are not replayed"
+                            " (default: sid_to_type=4,sid_to_text=1,text_to_sid=1)")
     train.add_argument("--loss-per", choices=["token", "example"], default="token",
                        help="stage 3 loss: mean over tokens, or each example weighs the same")
     train.add_argument("--no-history-loss", action="store_true",

@@ -61,7 +61,8 @@ class TrainSettings:
     replay_share: float = field(default=0.2, metadata={"help": "stage 2 examples mixed into stage 3"})
     replay_weights: tuple[tuple[str, float], ...] = field(
         default=(("sid_to_type", 4.0), ("sid_to_text", 1.0), ("text_to_sid", 1.0)),
-        metadata={"help": "relative share of each stage 2 task in the replay (split equally per entity type)"})
+        metadata={"help": "relative share of each stage 2 task in the replay, split equally per entity type;"
+                          " tasks left out are not replayed"})
     loss_per: str = field(default="token", metadata={"help": "stage 3 loss average: token or example"})
     history_loss: bool = field(default=True, metadata={
         "help": "next-item examples also supervise the SID codes of their history (ExampleEncoder)"})
