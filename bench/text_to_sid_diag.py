@@ -14,18 +14,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 
 import torch
 from safetensors.torch import load_file
 
 from neo_sdk.bundle import load_bundle
 from neo_sdk.catalog import Catalog
-from neo_sdk.decoding import TrieFilter, beam_search_items
 from neo_sdk.prompts import load_prompts
-from neo_sdk.tasks import CatalogFacts, build_alignment_examples, item_queries
+from neo_sdk.tasks import CatalogFacts, build_alignment_examples
 from neo_sdk.training import AlignConfig, ExampleEncoder
-from neo_sdk.training._probe import _probe_items, build_decoder, probe_text_to_sid
+from neo_sdk.training._probe import (
+    build_decoder,
+    probe_text_to_sid,
+    text_to_sid_rankings,
+)
 from neo_sdk.training.alignment import fit_sample
 
 
@@ -36,16 +38,10 @@ def hits_by_coverage(contents, catalog, prompts, facts, n: int) -> dict[str, dic
     origin = {id(enc): ex for ex, enc in zip(examples, encoded, strict=True)}
     fitted = {origin[id(enc)].meta["item"] for enc in fit_sample(examples, encoded, AlignConfig())
               if enc.task == "text_to_sid"}
-    decoder = build_decoder(contents.model, encoder)
-    rng = random.Random(0)  # the probe's own query and phrasing draws
+    rankings = text_to_sid_rankings(build_decoder(contents.model, encoder), facts, prompts, n=n)
     tally = {True: [0, 0], False: [0, 0]}
-    for item in _probe_items(facts, n, 0):
-        etype = facts.type_of(item)
-        _, query = rng.choice(item_queries(facts, item))
-        prompt = prompts.render("text_to_sid", "eval", rng, query=query, type=etype)
-        ranked = beam_search_items(decoder.model, [encoder.prompt_ids(prompt)], decoder.trie, decoder.tokens,
-                                   k=10, filters=TrieFilter.create(decoder.trie, entity_types=[etype]))[0]
-        tally[item in fitted][0] += item in [r.item_id for r in ranked]
+    for item, got in rankings.items():
+        tally[item in fitted][0] += item in got
         tally[item in fitted][1] += 1
     return {("in fit sample" if k else "not in fit sample"): {"items": v[1], "hit@10": round(v[0] / max(1, v[1]), 3)}
             for k, v in tally.items()}

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from neo_sdk.errors import SIDError
-from neo_sdk.sids._collab import collaborative_vectors, cooccurrence_sequences
+from neo_sdk.sids._collab import collaborative_vectors, cooccurrence_sequences, ppmi_svd
 from neo_sdk.sids._embed import (
     Embedder,
     SentenceTransformerEmbedder,
@@ -208,14 +208,16 @@ def build_sids(
     # items are both counted on the training part of the leave-one-out split.
     sequences = cooccurrence_sequences(catalog)
     train_counts = Counter(item for seq in sequences for item in seq)
+    # one co-occurrence space for the catalog, shared by every type (it spans all of them)
+    space = ppmi_svd(sequences, window=config.cf_window, dim=config.cf_dim) \
+        if config.collaborative > 0 and sequences else None
     for name, (items, levels, k) in plan.items():
         start = time.perf_counter()
         texts = item_texts(items, declared[name].text_fields)
         x = embed_texts(emb, texts, progress=progress)
         type_info: dict[str, Any] = {"content_dim": int(x.shape[1])}
-        if config.collaborative > 0 and sequences:
-            cf = collaborative_vectors(catalog, [item.id for item in items], window=config.cf_window,
-                                       dim=config.cf_dim, sequences=sequences)
+        if space is not None:
+            cf = collaborative_vectors(catalog, [item.id for item in items], dim=config.cf_dim, space=space)
             if cf is not None:
                 x = np.concatenate([prepare(x, True), config.collaborative * cf], axis=1)
                 type_info["collaborative"] = {

@@ -103,16 +103,22 @@ def ppmi_svd(sequences: Sequence[Sequence[str]], *, window: int, dim: int,
 def collaborative_vectors(
     catalog: Catalog, item_ids: Sequence[str], *, window: int = 20, dim: int = 48,
     sequences: Sequence[Sequence[str]] | None = None,
+    space: tuple[list[str], np.ndarray] | None = None,
 ) -> np.ndarray | None:
     """Unit collaborative vectors for ``item_ids`` (zeros where nothing is known).
+
+    ``space``: a :func:`ppmi_svd` result to reuse (one per catalog, shared by its entity types);
+    computed from ``sequences`` (default: the catalog's training histories) when omitted.
 
     Returns ``None`` when the catalog's histories are too thin to say anything (fewer than
     ``2 * dim`` distinct items co-occur), so callers fall back to content alone.
     Shape: (len(item_ids), d).
     """
-    if sequences is None:
-        sequences = cooccurrence_sequences(catalog)
-    known_ids, vectors = ppmi_svd(sequences, window=window, dim=dim)
+    if space is None:
+        if sequences is None:
+            sequences = cooccurrence_sequences(catalog)
+        space = ppmi_svd(sequences, window=window, dim=dim)
+    known_ids, vectors = space
     if len(known_ids) < 2 * dim or vectors.shape[1] == 0:
         logger.info("collaborative vectors skipped: %d items co-occur in histories (need %d)",
                     len(known_ids), 2 * dim)

@@ -86,23 +86,30 @@ def probe_sid_to_type(decoder: Decoder, facts: CatalogFacts, prompts: PromptSet,
     return correct / max(1, len(items))
 
 
-def probe_text_to_sid(decoder: Decoder, facts: CatalogFacts, prompts: PromptSet, *, n: int = 200,
-                      seed: int = 0, k: int = 10) -> dict[str, float]:
-    """hit@1 / hit@k of eval-family queries, beams restricted to the query's type."""
+def text_to_sid_rankings(decoder: Decoder, facts: CatalogFacts, prompts: PromptSet, *, n: int = 200,
+                         seed: int = 0, k: int = 10) -> dict[str, list[str]]:
+    """For each probed item, the top-``k`` items an eval-family query for it decodes to (beams
+    restricted to the item's type)."""
     rng = random.Random(seed)
-    items = _probe_items(facts, n, seed)
-    hits1 = hitsk = 0
-    for item in tqdm(items, desc="probe text->sid", unit="item"):
+    out: dict[str, list[str]] = {}
+    for item in tqdm(_probe_items(facts, n, seed), desc="probe text->sid", unit="item"):
         etype = facts.type_of(item)
         _, query = rng.choice(item_queries(facts, item))
         prompt = prompts.render("text_to_sid", "eval", rng, query=query, type=etype)
         flt = TrieFilter.create(decoder.trie, entity_types=[etype])
         ranked = beam_search_items(decoder.model, [decoder.encoder.prompt_ids(prompt)], decoder.trie,
                                    decoder.tokens, k=k, filters=flt)[0]
-        got = [r.item_id for r in ranked]
-        hits1 += bool(got[:1] == [item])
-        hitsk += item in got
-    return {"hit@1": hits1 / max(1, len(items)), f"hit@{k}": hitsk / max(1, len(items))}
+        out[item] = [r.item_id for r in ranked]
+    return out
+
+
+def probe_text_to_sid(decoder: Decoder, facts: CatalogFacts, prompts: PromptSet, *, n: int = 200,
+                      seed: int = 0, k: int = 10) -> dict[str, float]:
+    """hit@1 / hit@k of eval-family queries (:func:`text_to_sid_rankings`)."""
+    rankings = text_to_sid_rankings(decoder, facts, prompts, n=n, seed=seed, k=k)
+    m = max(1, len(rankings))
+    return {"hit@1": sum(got[:1] == [item] for item, got in rankings.items()) / m,
+            f"hit@{k}": sum(item in got for item, got in rankings.items()) / m}
 
 
 def probe_next_item(decoder: Decoder, split: Split, prompts: PromptSet, *, entity_type: str,
