@@ -7,13 +7,15 @@
 SID hit@10 on held-out phrasings (the training probe's item sample) split by whether the item's
 query was in the fit sample. With ``--final`` (a LoRA bundle trained from the same SIDs) it also
 scores the four combinations of {adapters on, off} x {final, stage-2 SID output rows}; SID input
-rows are not trained in stage 3, so the swap isolates the two kinds of drift.
+rows are not trained in stage 3, so the swap isolates the two kinds of drift. ``NEO_DEVICE=cuda``
+runs it on a GPU.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 
 import torch
 from safetensors.torch import load_file
@@ -49,12 +51,12 @@ def hits_by_coverage(contents, catalog, prompts, facts, n: int) -> dict[str, dic
 
 def drift(final: str, stage2: str, catalog, prompts, facts, n: int) -> dict[str, float]:
     contents = load_bundle(final, catalog=catalog, merge=False)
-    model = contents.model
+    model = contents.model.to(os.environ.get("NEO_DEVICE", "cpu"))
     encoder = ExampleEncoder(contents.tokenizer, contents.vocab, system=prompts.system)
     decoder = build_decoder(model, encoder)
     head = model.get_output_embeddings().weight
     rows = load_file(f"{stage2}/sid_rows.safetensors")
-    index = rows["rows"].long()
+    index = rows["rows"].long().to(head.device)
     final_rows = head[index].detach().clone()
 
     def hit() -> float:
@@ -62,7 +64,7 @@ def drift(final: str, stage2: str, catalog, prompts, facts, n: int) -> dict[str,
 
     out = {"adapters on, final rows": hit()}
     with torch.no_grad():
-        head[index] = rows["output"]
+        head[index] = rows["output"].to(head.device, head.dtype)
     out["adapters on, stage-2 rows"] = hit()
     with model.disable_adapter():
         out["adapters off, stage-2 rows"] = hit()
@@ -78,15 +80,20 @@ def main() -> None:
     parser.add_argument("--stage2", required=True, help="stage-2 bundle (neo train --stage align)")
     parser.add_argument("--final", help="LoRA bundle trained from the same SIDs")
     parser.add_argument("--items", type=int, default=200)
+    parser.add_argument("--json", help="write the results here too")
     args = parser.parse_args()
     catalog = Catalog(args.db)
     prompts = load_prompts()
     facts = CatalogFacts(catalog, prompts)
-    result = {"coverage": hits_by_coverage(load_bundle(args.stage2, catalog=catalog), catalog, prompts, facts,
-                                           args.items)}
+    stage2 = load_bundle(args.stage2, catalog=catalog)
+    stage2.model.to(os.environ.get("NEO_DEVICE", "cpu"))
+    result = {"coverage": hits_by_coverage(stage2, catalog, prompts, facts, args.items)}
     if args.final:
         result["drift"] = drift(args.final, args.stage2, catalog, prompts, facts, args.items)
     print(json.dumps(result, indent=1))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(result, handle, indent=1)
 
 
 if __name__ == "__main__":
