@@ -287,3 +287,19 @@ def test_output_fit_sees_one_query_for_every_item(setup) -> None:
     assert len(capped) == 3 and {e.task for e in capped} == {"text_to_sid"}
     with pytest.raises(ConfigError, match="fit_other_share"):
         AlignConfig(fit_other_share=1.0)
+
+
+def test_row_mask_follows_the_gradient_to_another_device() -> None:
+    # `neo train --stage instruct` makes the mask with the model on the CPU, then accelerate moves the
+    # model to the GPU (found on the lent H200). The meta device stands in for the GPU here.
+    from neo_sdk.training._rows import RowMask
+
+    weight = torch.nn.Parameter(torch.ones(5, 3))
+    mask = RowMask([weight], rows=[1, 3])
+    (weight * 2).sum().backward()
+    assert weight.grad[:, 0].tolist() == [0, 2, 0, 2, 0]
+    (hook,) = weight._backward_hooks.values()  # the mask's tensor hook; a CPU mask times this grad raised
+    masked = hook(torch.ones(5, 3, device="meta"))
+    assert masked.device.type == "meta" and masked.shape == (5, 3)
+    mask.remove()
+    assert not weight._backward_hooks

@@ -34,7 +34,11 @@ def is_tied(model: torch.nn.Module) -> bool:
 
 
 class RowMask:
-    """Let only ``rows`` of the given weights receive gradient (hooks; remove with :meth:`remove`)."""
+    """Let only ``rows`` of the given weights receive gradient (hooks; remove with :meth:`remove`).
+
+    The mask follows the gradient's device: accelerate may move the model after the mask is made
+    (``neo train --stage instruct`` loads the stage-2 bundle on the CPU, then trains on the GPU).
+    """
 
     def __init__(self, weights: Sequence[torch.nn.Parameter], rows: Sequence[int]) -> None:
         self.handles = []
@@ -42,12 +46,23 @@ class RowMask:
             mask = torch.zeros((weight.shape[0], 1), dtype=weight.dtype, device=weight.device)
             mask[torch.as_tensor(list(rows), dtype=torch.long)] = 1
             weight.requires_grad_(True)
-            self.handles.append(weight.register_hook(lambda grad, m=mask: grad * m))
+            self.handles.append(weight.register_hook(_apply_mask(mask)))
 
     def remove(self) -> None:
         for handle in self.handles:
             handle.remove()
         self.handles = []
+
+
+def _apply_mask(mask: torch.Tensor):
+    on_device = {mask.device: mask}
+
+    def hook(grad: torch.Tensor) -> torch.Tensor:
+        if grad.device not in on_device:
+            on_device[grad.device] = mask.to(grad.device)
+        return grad * on_device[grad.device]
+
+    return hook
 
 
 def row_weights(model: torch.nn.Module) -> list[torch.nn.Parameter]:
