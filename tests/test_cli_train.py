@@ -44,3 +44,29 @@ def test_train_rejects_bad_replay_weights(tmp_path: Path, capsys: pytest.Capture
     assert "expected TASK=WEIGHT" in capsys.readouterr().err
     assert main(["train", "--db", "x.db", "--out", str(tmp_path / "b"), "--replay-weights", "next_item=2"]) == 1
     assert "unknown task(s) ['next_item']" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_probes_run_outside_the_training_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from neo_sdk.training import TrainSettings, _pipeline
+
+    def slow_probe(*args, **kwargs):
+        time.sleep(10)
+        return {"hit@1": 0.0, "hit@10": 0.0}
+
+    monkeypatch.setattr(_pipeline, "probe_text_to_sid", slow_probe)  # the stage-2 probe, before stage 3
+    monkeypatch.setattr(_pipeline, "probe_next_item", lambda *a, **k: {"hr@10": 0.0})
+    monkeypatch.setattr(_pipeline, "probe_sid_to_type", lambda *a, **k: 0.0)
+    db = str(tmp_path / "sample.db")
+    build_sample_catalog(db).close()
+    assert main(["sids", "build", "--db", db, "--levels", "2", "--codes", "2", "--no-progress"]) == 0
+    settings = TrainSettings(num_hidden_layers=2, max_minutes=1.0, max_steps=2, batch_size=4,
+                             instruction_tasks=("next_item",))
+    metrics = _pipeline.train(db, tmp_path / "bundle", settings)
+    stage3_minutes = metrics["instruct"]["config"]["max_minutes"]
+    charged_before_stage3 = (settings.max_minutes - stage3_minutes) * 60
+    assert metrics["probe_seconds"] >= 20  # two text -> SID probes of 10 s each
+    assert charged_before_stage3 < metrics["train_seconds"]  # the 10 s stage-2 probe is not charged
+    assert abs(metrics["train_seconds"] + metrics["probe_seconds"] - metrics["seconds"]) < 0.2

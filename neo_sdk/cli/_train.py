@@ -17,13 +17,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     train.add_argument("--out", required=True, help="bundle folder to write")
     train.add_argument("--stage", choices=["align", "instruct", "all"], default="all",
                        help="instruct continues from the stage-2 bundle at --out")
-    train.add_argument("--max-minutes", type=float, default=15.0, help="budget for both stages")
+    train.add_argument("--max-minutes", type=float, default=15.0,
+                       help="training budget for both stages; the probes run after it, timed apart")
     train.add_argument("--max-steps", type=int, help="cap on stage 3 optimizer steps")
     train.add_argument("--base", default=None, help="base model alias or local HF folder")
     train.add_argument("--layers", type=int, help="fast preset: keep only the first N layers")
     train.add_argument("--lora-layers", type=int, default=8, help="LoRA on the top N layers (0: all)")
     train.add_argument("--full", action="store_true", help="full fine-tuning instead of LoRA")
-    train.add_argument("--batch-size", type=int, default=16)
+    train.add_argument("--batch-size", type=int, default=8,
+                       help="stage 3 batch (8 beat 4 and 16 at 15 CPU minutes; see bench/RESULTS.md)")
     train.add_argument("--lr", type=float, default=5e-4)
     train.add_argument("--tasks", default="next_item,search,explain,profile,like_this",
                        help="stage 3 tasks, comma-separated")

@@ -40,7 +40,7 @@ class InstructConfig:
     train_input_rows: bool = False
     max_steps: int | None = None
     max_minutes: float | None = 10.0
-    batch_size: int = 16
+    batch_size: int = 8
     lr: float = 5e-4
     seed: int = 0
     grad_accum: int = 1
