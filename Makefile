@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml requirements-assets.txt
 
 # Main job, each step cached in $(DEMO)/ and reused on the next run (`make clean-demo` starts over):
 # import the demo catalog (MovieLens-100k + OMDb people), build Semantic IDs, train both stages within
-# $(MINUTES) minutes (the probes evaluate it on a fixed user sample), then answer three requests.
+# $(MINUTES) minutes of training (then ~2 minutes of probes on fixed samples), then answer three requests.
 MINUTES   ?= 15
 DEMO_USER ?= 196
 ASK       := $(BIN)/neo ask --bundle $(DEMO)/bundle --sessions $(DEMO)/sessions.db --user $(DEMO_USER)
