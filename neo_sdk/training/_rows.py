@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -54,7 +54,7 @@ class RowMask:
         self.handles = []
 
 
-def _apply_mask(mask: torch.Tensor):
+def _apply_mask(mask: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
     on_device = {mask.device: mask}
 
     def hook(grad: torch.Tensor) -> torch.Tensor:
