@@ -51,7 +51,7 @@ step "stage 2" 200 python3 -m neo_sdk train --db $DB --out /tmp/s2 --stage align
 cp /tmp/s2/manifest.json "$OUT/s2_manifest.json"
 cp -r /tmp/s2 /tmp/s3
 step "stage 3" 330 python3 -m neo_sdk train --db $DB --out /tmp/s3 --stage instruct --no-probes $TRAIN_ARGS \
-  --max-steps "$STEPS" --max-minutes "$MINUTES" --batch-size 16 || exit 1
+  --max-steps "$STEPS" --max-minutes "$MINUTES" --batch-size 16 --lr 5e-4 || exit 1
 cp /tmp/s3/manifest.json "$OUT/s3_manifest.json"
 cp /tmp/s3/loss.png "$OUT/loss.png" 2>/dev/null
 export NEO_DEVICE=${NEO_DEVICE:-cuda}

@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     train.add_argument("--full", action="store_true", help="full fine-tuning instead of LoRA")
     train.add_argument("--batch-size", type=int, default=8,
                        help="stage 3 batch (8 beat 4 and 16 at 15 CPU minutes; see bench/RESULTS.md)")
-    train.add_argument("--lr", type=float, default=5e-4)
+    train.add_argument("--lr", type=float, default=1e-3,
+                       help="stage 3 learning rate (1e-3 beat 5e-4 at batch 8 and 15 CPU minutes)")
     train.add_argument("--tasks", default="next_item,search,explain,profile,like_this",
                        help="stage 3 tasks, comma-separated")
     train.add_argument("--replay-share", type=float, default=0.2,

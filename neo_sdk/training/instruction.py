@@ -41,7 +41,7 @@ class InstructConfig:
     max_steps: int | None = None
     max_minutes: float | None = 10.0
     batch_size: int = 8
-    lr: float = 5e-4
+    lr: float = 1e-3
     seed: int = 0
     grad_accum: int = 1
     loss_per: str = field(default="token", metadata={"help": "token or example (see completion_loss)"})
