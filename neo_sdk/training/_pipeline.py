@@ -185,9 +185,9 @@ def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: b
         train_encoder = ExampleEncoder(tokenizer, vocab, system=prompts.system,
                                        history_loss=("next_item",) if settings.history_loss else ())
         encoded = [train_encoder.encode(e) for e in examples]
-        # Stage 3 gets what stage 2 left of the budget. It is compute-bound on a CPU: a third of an
-        # epoch in 15 minutes on 2 cores, where one epoch on a GPU took next item from 1.10x to 1.93x
-        # popularity (bench/RESULTS.md); so the probes no longer take two minutes of it.
+        # Stage 3 gets what stage 2 left of the budget. It is compute-bound on a CPU (0.4 of an epoch
+        # in 15 minutes on 2 cores; one GPU epoch scored next item 1.93x popularity, bench/RESULTS.md),
+        # so the probes no longer take two minutes of it.
         spent = (time.perf_counter() - started - probe_seconds) / 60
         minutes = max(0.5, settings.max_minutes - spent)
         config = InstructConfig(
