@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The quality benchmark on a lent GPU (device tool), as one prepared script: the default recipe
-# with stage 3 run for STEPS optimizer steps (the CPU budget affords ~246, a third of an epoch),
+# with stage 3 run for STEPS optimizer steps (15 CPU minutes afford ~0.4 of an epoch),
 # then the full-set evaluation and the text -> SID drift diagnosis.
 #
 # The device machine reaches no network, and one call carries at most 64 MiB, so the inputs are

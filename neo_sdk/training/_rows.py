@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -46,23 +46,13 @@ class RowMask:
             mask = torch.zeros((weight.shape[0], 1), dtype=weight.dtype, device=weight.device)
             mask[torch.as_tensor(list(rows), dtype=torch.long)] = 1
             weight.requires_grad_(True)
-            self.handles.append(weight.register_hook(_apply_mask(mask)))
+            # .to is a no-op on the same device; elsewhere it copies a (vocab, 1) column
+            self.handles.append(weight.register_hook(lambda grad, m=mask: grad * m.to(grad.device)))
 
     def remove(self) -> None:
         for handle in self.handles:
             handle.remove()
         self.handles = []
-
-
-def _apply_mask(mask: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-    on_device = {mask.device: mask}
-
-    def hook(grad: torch.Tensor) -> torch.Tensor:
-        if grad.device not in on_device:
-            on_device[grad.device] = mask.to(grad.device)
-        return grad * on_device[grad.device]
-
-    return hook
 
 
 def row_weights(model: torch.nn.Module) -> list[torch.nn.Parameter]:
