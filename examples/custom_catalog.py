@@ -88,12 +88,18 @@ def main() -> None:
             import_file(catalog, out / "exports" / f"{kind}.{suffix}", kind)
         build_sids(catalog, SIDConfig(levels=2, codes=2), progress=False)  # 2. Semantic IDs
 
-    settings = TrainSettings(  # 3. both training stages, within the budget
+    # 3. both training stages within the budget, then the quality probes. Nothing names the type to
+    # recommend: it comes from the catalog (the types users interact with, here podcasts).
+    settings = TrainSettings(
         max_minutes=args.max_minutes, num_hidden_layers=args.layers, max_steps=args.max_steps, batch_size=4,
-        target_type="podcast", instruction_tasks=("next_item", "search", "like_this", "explain"),
+        instruction_tasks=("next_item", "search", "like_this", "explain"),
     )
-    metrics = train(db, out / "bundle", settings, probes=False)
-    print(f"trained in {metrics['seconds']:.0f} s")
+    metrics = train(db, out / "bundle", settings)
+    probes = metrics["instruct"]
+    print(f"trained in {metrics['train_seconds']:.0f} s, probed in {metrics['probe_seconds']:.0f} s;"
+          f" next {'/'.join(metrics['target_types'])}: HR@10 {probes['next_item_valid']['hr@10']:.2f}"
+          f" (popularity {probes['next_item_valid']['popularity_hr@10']:.2f}),"
+          f" text -> SID hit@10 {probes['text_to_sid']['hit@10']:.2f}, SID -> type {probes['sid_to_type']:.2f}")
 
     with Neo.load(out / "bundle", sessions=":memory:") as neo:  # 4. ask
         session = neo.session(user="u1")

@@ -14,15 +14,27 @@ Layout of a bundle folder::
 
 A bundle is written into a temporary sibling folder and renamed into place, so it is never half
 written. :func:`load_bundle` refuses a missing or altered file (checksum), a different base model,
-a tokenizer of the wrong size, and a catalog whose SID table no longer matches the snapshot.
+a tokenizer of the wrong size, and a catalog whose SID table does not *extend* the snapshot.
+
+**A living catalog.** A catalog extends the snapshot when every trained item keeps exactly its SID
+(and type); items given SIDs later (``neo sids assign``) are new items. Their codes are tokens the
+bundle already has, so the runtime serves them at once, without retraining, and marks them
+(``ItemRef.new``). The trie holds the catalog's *active* items only, as they are now: an item
+deactivated after training is never returned. A changed, removed or reshaped trained SID is
+refused (:class:`~neo_sdk.errors.BundleError`, naming the items). :func:`refresh_bundle`
+(``neo bundle refresh``) records an extension in the manifest (``extension``: the extended table's
+hash, the count of new items per type, inactive items); the manifest is replaced in one
+``os.replace`` and every other file, with its checksum, stays as it was.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +47,8 @@ from neo_sdk.errors import BundleError, SIDError
 
 BUNDLE_FORMAT = 1
 MANIFEST = "manifest.json"
+
+logger = logging.getLogger(__name__)
 
 
 def base_model_hash(folder: Path) -> str:
@@ -50,8 +64,40 @@ def base_model_hash(folder: Path) -> str:
 
 
 @dataclass(frozen=True)
+class CatalogExtension:
+    """What a catalog's SID table adds to the table a bundle was trained on (:func:`extend_table`).
+
+    Attributes:
+        sid_table_hash: content hash of the table served (trained items and new items).
+        new_items: ``{entity_type: item ids}`` with SIDs the bundle was not trained on.
+        inactive: items of the served table marked inactive (kept in histories, never returned).
+        untrained_types: catalog types with SIDs but no tokens in the bundle (not served).
+    """
+
+    sid_table_hash: str
+    new_items: dict[str, tuple[str, ...]]
+    inactive: int = 0
+    untrained_types: tuple[str, ...] = ()
+
+    @property
+    def count(self) -> int:
+        """Number of new items."""
+        return sum(len(ids) for ids in self.new_items.values())
+
+    def to_json(self) -> dict[str, Any]:
+        """What the manifest records (counts, not ids)."""
+        return {"sid_table_hash": self.sid_table_hash, "new_items": self.count,
+                "new_by_type": {t: len(ids) for t, ids in self.new_items.items()},
+                "inactive": self.inactive, "untrained_types": list(self.untrained_types)}
+
+
+@dataclass(frozen=True)
 class BundleContents:
-    """What :func:`load_bundle` returns (the model is ready for inference, in eval mode)."""
+    """What :func:`load_bundle` returns (the model is ready for inference, in eval mode).
+
+    ``table`` is the SID table served (``vocab.table``): the catalog's, when it extends the
+    snapshot, else the snapshot; ``trained_table`` is the snapshot the bundle was trained on.
+    """
 
     path: Path
     manifest: dict[str, Any]
@@ -60,6 +106,12 @@ class BundleContents:
     vocab: Any
     table: Any
     prompts_dir: Path
+    trained_table: Any = None
+    extension: CatalogExtension | None = None
+
+    def is_new(self, item_id: str) -> bool:
+        """The item has a SID served here but was not in the table the bundle was trained on."""
+        return self.extension is not None and item_id in self.table and item_id not in self.trained_table
 
 
 def save_bundle(
@@ -176,40 +228,30 @@ def load_bundle(path: str | Path, *, catalog: Any = None, base: str | None = Non
 
     Args:
         path: the bundle folder.
-        catalog: an open :class:`~neo_sdk.catalog.Catalog` to check the SID table against
-            (default: the catalog recorded in the manifest, when it exists).
+        catalog: an open :class:`~neo_sdk.catalog.Catalog` whose SID table must be the trained one
+            or extend it (module docstring); the returned ``vocab`` and ``table`` then cover the
+            catalog's items as they are now (new items, active flags). ``None``: the snapshot.
         base: override the base model folder (default: the manifest's reference).
         merge: merge LoRA weights into the base weights.
 
     Raises:
-        BundleError: anything missing, altered or mismatched.
+        BundleError: anything missing, altered or mismatched, or a catalog that changed or
+            removed the SID of a trained item.
     """
     import torch
     from safetensors.torch import load_file
 
     from neo_sdk.model import load_base_model, resolve_base
-    from neo_sdk.sids import SIDTable
     from neo_sdk.training._rows import untie_output_head
     from neo_sdk.vocab import SIDVocab
 
     path = Path(path)
     manifest = read_manifest(path)
-    table = _load_table(path)
-    if table.content_hash != manifest["sid_table_hash"]:
-        raise BundleError(f"{path}: SID snapshot does not match the manifest's hash")
+    table = _trained_table(path, manifest)
+    served, extension = table, None
     if catalog is not None:
-        try:
-            current = SIDTable.load(catalog)
-        except SIDError as exc:
-            raise BundleError(
-                f"{catalog.path} has no Semantic IDs matching this bundle ({exc}); open the catalog the"
-                " bundle was trained on"
-            ) from exc
-        if current.content_hash != manifest["sid_table_hash"]:
-            raise BundleError(
-                f"the SID table of {catalog.path} differs from the one this bundle was trained on"
-                " (items or SIDs changed); retrain, or open the catalog the bundle was built from"
-            )
+        served, extension = check_catalog(path, catalog, manifest=manifest, trained=table)
+        _log_extension(path, manifest, extension)
     ref = base or manifest["base_model"]["ref"]
     folder = resolve_base(ref)
     if base_model_hash(folder) != manifest["base_model"]["hash"]:
@@ -220,7 +262,7 @@ def load_bundle(path: str | Path, *, catalog: Any = None, base: str | None = Non
     tokenizer = AutoTokenizer.from_pretrained(str(path / "tokenizer"), local_files_only=True)
     if len(tokenizer) != manifest["tokenizer_size"]:
         raise BundleError(f"{path}: tokenizer has {len(tokenizer)} tokens, manifest says {manifest['tokenizer_size']}")
-    vocab = SIDVocab.from_json((path / "vocab.json").read_text(), table=table)
+    vocab = SIDVocab.from_json((path / "vocab.json").read_text(), table=served)
     vocab.attach(tokenizer)
     if len(tokenizer) != manifest["tokenizer_size"]:
         raise BundleError(f"{path}: the SID vocabulary does not match the saved tokenizer")
@@ -252,7 +294,134 @@ def load_bundle(path: str | Path, *, catalog: Any = None, base: str | None = Non
         if merge:
             model = model.merge_and_unload()
     model.eval()
-    return BundleContents(path, manifest, model, tokenizer, vocab, table, path / "prompts")
+    return BundleContents(path, manifest, model, tokenizer, vocab, served, path / "prompts", table, extension)
+
+
+def extend_table(trained: Any, current: Any, vocab: Any, *, where: str = "the catalog") -> tuple[Any, CatalogExtension]:
+    """The table a bundle serves from a catalog's table ``current``, if it extends ``trained``.
+
+    Args:
+        trained: the bundle's SID snapshot.
+        current: the catalog's SID table now.
+        vocab: the bundle's :class:`~neo_sdk.vocab.SIDVocab` (its types and code ranges).
+        where: the catalog, as error messages name it.
+
+    Returns:
+        ``(served table, extension)``: ``current`` without types the bundle has no tokens for.
+
+    Raises:
+        BundleError: a trained item's SID changed or is gone, a type was rebuilt with another
+            shape, or a SID needs a code token the bundle does not have.
+    """
+    from neo_sdk.sids._table import diff_tables
+
+    diff = diff_tables(trained, current)
+    fix = ("a bundle serves a catalog only while every item it was trained on keeps its SID: give new items"
+           " SIDs with `neo sids assign` (never `neo sids build`) and deactivate items instead of deleting them;"
+           " open the catalog the bundle was trained on, or retrain with `neo train`")
+    if diff.reshaped:
+        raise BundleError(f"the {', '.join(diff.reshaped)} SIDs of {where} were rebuilt (or removed) after this"
+                          f" bundle was trained: their shape differs from the trained one; {fix}")
+    if diff.changed:
+        shown = "; ".join(str(c) for c in diff.changed[:3])
+        more = f" and {len(diff.changed) - 3} more" if len(diff.changed) > 3 else ""
+        raise BundleError(f"{len(diff.changed)} item(s) this bundle was trained on have another SID in {where}"
+                          f" ({shown}{more}); {fix}")
+    untrained = tuple(t for t in current.entity_types if t not in vocab.specs)
+    served = current.subset([t for t in current.entity_types if t in vocab.specs])
+    inactive = 0
+    for name in served.entity_types:
+        t, spec = served.by_type(name), vocab.specs[name]
+        inactive += int((~t.active).sum())
+        if len(t) and (t.codes.min() < 0 or t.codes[:, :-1].max(initial=0) >= spec.codes
+                       or t.codes[:, -1].max() >= spec.disambiguation):
+            raise BundleError(f"{name} SIDs of {where} use codes this bundle has no tokens for"
+                              f" (it has {spec.codes} per level, {spec.disambiguation} last codes);"
+                              " retrain with `neo train`")
+    if untrained:
+        logger.warning("%s: entity types %s have SIDs but this bundle has no tokens for them; their items are"
+                       " not served until a retrain", where, list(untrained))
+    added = {t: ids for t, ids in diff.added.items() if t in vocab.specs}
+    return served, CatalogExtension(served.content_hash, added, inactive, untrained)
+
+
+def check_catalog(path: str | Path, catalog: Any, *, manifest: dict[str, Any] | None = None,
+                  trained: Any = None) -> tuple[Any, CatalogExtension]:
+    """Check that ``catalog``'s SID table extends the bundle's (no model is loaded).
+
+    Returns:
+        ``(served table, extension)`` as :func:`extend_table`.
+
+    Raises:
+        BundleError: a catalog without SIDs, or one that does not extend the bundle's table.
+    """
+    from neo_sdk.sids import SIDTable
+    from neo_sdk.vocab import SIDVocab
+
+    path = Path(path)
+    manifest = manifest if manifest is not None else read_manifest(path)
+    trained = trained if trained is not None else _trained_table(path, manifest)
+    try:
+        current = SIDTable.load(catalog)
+    except SIDError as exc:
+        raise BundleError(
+            f"{catalog.path} has no Semantic IDs matching this bundle ({exc}); open the catalog the"
+            " bundle was trained on"
+        ) from exc
+    vocab = SIDVocab.from_json((path / "vocab.json").read_text())
+    return extend_table(trained, current, vocab, where=str(catalog.path))
+
+
+def refresh_bundle(path: str | Path, catalog: Any) -> CatalogExtension:
+    """Record in the bundle's manifest that it serves ``catalog``, an extension of its SID table.
+
+    The manifest gets ``extension`` (:meth:`CatalogExtension.to_json`, the catalog, the time and
+    the catalog the bundle was trained on) and ``catalog`` becomes this catalog (what
+    :meth:`~neo_sdk.Neo.load` opens by default). Only the manifest changes, atomically; the
+    snapshot the bundle was trained on stays (new items are new relative to it).
+
+    Raises:
+        BundleError: an altered bundle, or a catalog that does not extend its SID table.
+    """
+    path = Path(path)
+    manifest = read_manifest(path)
+    _, extension = check_catalog(path, catalog, manifest=manifest)
+    trained_on = manifest.get("extension", {}).get("trained_catalog", manifest["catalog"])
+    manifest["extension"] = extension.to_json() | {
+        "catalog": os.path.abspath(catalog.path), "refreshed_at": time.time(), "trained_catalog": trained_on}
+    manifest["catalog"] = os.path.abspath(catalog.path)
+    _write_atomic(path / MANIFEST, json.dumps(manifest, sort_keys=True, indent=1))
+    return extension
+
+
+def _write_atomic(target: Path, text: str) -> None:
+    """Write a file through a temporary sibling *outside* its folder (a crash leaves no stray
+    file inside a bundle) and one ``os.replace``."""
+    tmp = target.parent.with_name(f".{target.parent.name}.{target.name}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _log_extension(path: Path, manifest: dict[str, Any], extension: CatalogExtension) -> None:
+    if not extension.count:
+        return
+    recorded = manifest.get("extension", {}).get("sid_table_hash") == extension.sid_table_hash
+    logger.info("%s: serving %d items added after training (%s)%s", path, extension.count,
+                ", ".join(f"{n} {t}" for t, n in extension.to_json()["new_by_type"].items()),
+                "" if recorded else "; `neo bundle refresh` records them in the bundle")
+
+
+def _trained_table(path: Path, manifest: dict[str, Any]) -> Any:
+    table = _load_table(path)
+    if table.content_hash != manifest["sid_table_hash"]:
+        raise BundleError(f"{path}: SID snapshot does not match the manifest's hash")
+    return table
 
 
 def export_merged(bundle: str | Path, out: str | Path) -> Path:

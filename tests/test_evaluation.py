@@ -24,6 +24,8 @@ from neo_sdk.evaluation import (
     hit_rate,
     invalid_count,
     ndcg,
+    resolve_entity_type,
+    resolve_entity_types,
     results_header,
     results_row,
     results_table,
@@ -211,6 +213,52 @@ def test_harness_errors(sample_catalog: Catalog, book_split: Split) -> None:
         evaluate_ranker(pop, mixed, sample_size=None, **kw)
 
 
+def test_the_ranked_type_comes_from_the_catalog(sample_catalog: Catalog, book_split: Split) -> None:
+    # no type is assumed: books are what the sample's users interact with most, then authors
+    assert resolve_entity_types(sample_catalog) == ["book", "author"]
+    assert resolve_entity_type(sample_catalog) == "book"
+    assert resolve_entity_types(sample_catalog, ["author"]) == ["author"]
+    with pytest.raises(ConfigError, match="not an entity type of this catalog"):
+        resolve_entity_types(sample_catalog, ["movie"])
+    pop, knn, rnd = (Popularity.fit(book_split.train, sample_catalog), ItemKNN.fit(book_split.train, sample_catalog),
+                     RandomRanker(sample_catalog))
+    assert pop.entity_type == knn.entity_type == rnd.entity_type == "book"
+    explicit = Popularity.fit(book_split.train, sample_catalog, "book")
+    assert pop.rank("u", [], 8, set()) == explicit.rank("u", [], 8, set())
+    # the harness ranks the ranker's own type when none is given
+    report = evaluate_ranker(pop, book_split, catalog=sample_catalog, sample_size=None, k=5, ks=(5,), progress=False)
+    assert report.config["entity_type"] == "book" and report.invalid_rate == 0.0
+    authors = Popularity.fit(book_split.train, sample_catalog, "author")
+    assert set(authors.index.ids) == {i.id for i in sample_catalog.items("author")}
+    empty = Catalog(":memory:")
+    empty.declare_type("podcast", ["title"])
+    with pytest.raises(ConfigError, match="no interactions"):
+        resolve_entity_types(empty)
+
+
+def test_harness_asks_batch_rankers_in_batches(sample_catalog: Catalog, book_split: Split) -> None:
+    pop = Popularity.fit(book_split.train, sample_catalog, "book")
+    calls: list[list[str]] = []
+
+    class Batched:
+        entity_type = "book"
+        batch_size = 2
+
+        def rank(self, user: str, history: list[str], k: int, exclude: set[str]) -> list[str]:
+            raise AssertionError("a batch ranker is asked in batches")
+
+        def rank_batch(self, users, histories, k, excludes):  # type: ignore[no-untyped-def]
+            calls.append(list(users))
+            return [pop.rank(u, h, k, e) for u, h, e in zip(users, histories, excludes, strict=True)]
+
+    batched = evaluate_ranker(Batched(), book_split, catalog=sample_catalog, stage="test", sample_size=None, k=5,
+                              ks=(1, 5), progress=False)
+    single = evaluate_ranker(pop, book_split, catalog=sample_catalog, stage="test", sample_size=None, k=5,
+                             ks=(1, 5), progress=False)
+    assert calls == [["ana", "ben"], ["chloe"]]
+    assert batched.ranks.tolist() == single.ranks.tolist() and batched.metrics == single.metrics
+
+
 def test_sample_users_is_fixed_by_seed() -> None:
     split = Split("leave_one_out", {}, {f"u{i:03d}": "x" for i in range(500)}, {})
     a = sample_users(split, "valid", 200, seed=0)
@@ -362,3 +410,37 @@ def test_sasrec_is_deterministic_and_learns(sample_catalog: Catalog, book_split:
     assert sorted(ranked) == BOOKS  # full ranking of the type, nothing else
     with pytest.raises(ConfigError):
         SASRecConfig(hidden=10, heads=3)
+
+
+# --------------------------------------------------------------- a trained bundle
+@pytest.mark.slow
+def test_a_bundle_is_ranked_in_the_same_harness(trained_bundle: Path) -> None:
+    from neo_sdk.bundle import read_manifest
+    from neo_sdk.evaluation import BundleRanker, compare_next_item
+
+    with Catalog(read_manifest(trained_bundle)["catalog"]) as catalog:
+        result = compare_next_item(trained_bundle, catalog, stage="test", sample_size=None, ks=(1, 5))
+        assert [c.entity_type for c in result.comparisons] == ["book"]  # the type users interact with most
+        assert "author" in result.skipped  # nobody follows two authors: no author target
+        reports = result.comparisons[0].reports
+        assert [r.method for r in reports] == ["neo (beam search)", "popularity", "item-knn"]
+        assert all(r.users == ["ana", "ben", "chloe"] for r in reports)  # the same users for every method
+        model = reports[0]
+        assert model.invalid_rate == 0.0 and model.excluded_rate == 0.0  # the trie: catalog books, unseen
+        assert set(model.metrics) == {"HR@1", "HR@5", "NDCG@1", "NDCG@5"}
+        assert "model vs popularity: HR@5" in result.table() and "next book (test, 3 users" in result.table()
+        data = json.loads(json.dumps(result.to_dict()))
+        assert data["next_item"][0]["model"] == "neo (beam search)"
+
+        ranker = BundleRanker.from_bundle(trained_bundle, catalog)
+        assert ranker.entity_type == "book" and ranker.for_type("author").entity_type == "author"
+        history = ["book:dune", "book:foundation"]
+        assert ranker.prompt_ids("ana", history) == ranker.prompt_ids("ana", history)  # fixed per user
+        got = ranker.rank("ana", history, 4, set(history))
+        assert len(got) == 4 and not set(got) & set(history) and all(i.startswith("book:") for i in got)
+        authors = ranker.for_type("author").rank("ana", history, 2, set())
+        assert len(authors) == 2 and all(i.startswith("author:") for i in authors)
+        with pytest.raises(ConfigError, match="not an entity type of this catalog"):
+            compare_next_item(trained_bundle, catalog, entity_types=["movie"])
+        with pytest.raises(ConfigError, match="no test target"):
+            compare_next_item(trained_bundle, catalog, entity_types=["author"])

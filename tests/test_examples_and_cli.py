@@ -67,4 +67,7 @@ def test_custom_catalog(tmp_path: Path) -> None:
     out = run_example("custom_catalog.py", "--out", str(tmp_path / "pod"), "--layers", "2", "--max-steps", "2",
                       cwd=tmp_path)
     assert "[next_item · podcast · ids]" in out and "[like_this · host · ids]" in out
-    assert (tmp_path / "pod" / "bundle" / "manifest.json").exists()
+    assert "next podcast: HR@10" in out  # the default probes ran, on the type users listen to
+    metrics = json.loads((tmp_path / "pod" / "bundle" / "manifest.json").read_text())["metrics"]
+    assert metrics["target_types"] == ["podcast"] and metrics["probe_seconds"] > 0
+    assert {"next_item_valid", "text_to_sid", "sid_to_type"} <= set(metrics["instruct"])

@@ -202,8 +202,12 @@ def test_stage3_lora_trains_and_bundle_round_trips(setup, tmp_path: Path) -> Non
     other = build_sample_catalog(tmp_path / "other.db")
     build_sids(other, SIDConfig(levels=2, codes=2), progress=False)
     other.add_items([Item("book:new", "book", "A new book", {"genres": "Fantasy"})])
-    assign_new(other, progress=False)  # one more SID: the bundle no longer matches this catalog
-    with pytest.raises(BundleError, match="differs from the one this bundle was trained on"):
+    assign_new(other, progress=False)  # one more SID: a catalog that extends the trained one is served
+    grown = load_bundle(bundle, catalog=other)
+    assert grown.is_new("book:new") and not grown.is_new("book:dune")
+    assert grown.vocab.encode_item("book:dune") == vocab.encode_item("book:dune")
+    build_sids(other, SIDConfig(levels=1, codes=3), progress=False)  # rebuilt: trained SIDs changed
+    with pytest.raises(BundleError, match="were rebuilt"):
         load_bundle(bundle, catalog=other)
     with pytest.raises(BundleError, match="not a neo-sdk bundle"):
         load_bundle(tmp_path)

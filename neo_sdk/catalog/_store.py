@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlite_utils
 
-from neo_sdk.errors import CatalogError, UnknownItemError
+from neo_sdk.errors import CatalogError, ConfigError, UnknownItemError
 
 SCHEMA_VERSION = 1
 
@@ -319,6 +319,11 @@ class Catalog:
             raise CatalogError(f"relation refers to an unknown item: {exc}") from exc
         return len(rows)
 
+    def relations(self) -> list[Relation]:
+        """Every relation, ordered by source, relation name, then target (the order of :meth:`related`)."""
+        rows = self.db.execute("SELECT src, relation, dst FROM relations ORDER BY src, relation, dst")
+        return [Relation(r[0], r[1], r[2]) for r in rows]
+
     def related(self, item_id: str, relation: str | None = None, *, reverse: bool = False) -> list[str]:
         """Ids linked from ``item_id`` (or to it, with ``reverse``), optionally by one relation."""
         a, b = ("dst", "src") if reverse else ("src", "dst")
@@ -418,6 +423,42 @@ class Catalog:
             "interactions": one("SELECT COUNT(*) FROM interactions"),
             "relations": {"total": sum(relations.values()), **relations},
         }
+
+    def interacted_types(self) -> dict[str, int]:
+        """Entity types users interact with -> number of interactions, most interacted first.
+
+        The default target types of training and evaluation (a catalog's own answer to "what do
+        people consume here"), in proportion to their share of the log.
+        """
+        rows = self.db.execute(
+            "SELECT t.entity_type, COUNT(*) AS n FROM interactions i JOIN items t ON t.id = i.item_id"
+            " GROUP BY t.entity_type ORDER BY n DESC, t.entity_type"
+        )
+        return {str(name): int(n) for name, n in rows}
+
+    def target_types(self, wanted: Sequence[str] | None = None) -> list[str]:
+        """The entity types to recommend and evaluate: ``wanted`` (each must be declared and have
+        interactions), else every type users interact with, most interacted first.
+
+        No type is assumed: a catalog of podcasts gets its episodes, one of books its books.
+
+        Raises:
+            ConfigError: an undeclared type, a type nobody interacts with, or no interactions at all.
+        """
+        interacted = self.interacted_types()
+        declared = self.entity_types()
+        unknown = [t for t in wanted or () if t not in declared]
+        if unknown:
+            raise ConfigError(f"entity type {', '.join(unknown)}: not an entity type of this catalog"
+                              f" (declared: {', '.join(sorted(declared))})")
+        idle = [t for t in wanted or () if t not in interacted]
+        if idle:
+            raise ConfigError(f"entity type {', '.join(idle)}: no user interacts with items of that type, so"
+                              f" there is nothing to predict (types with interactions: {', '.join(interacted) or 'none'})")
+        if not interacted:
+            raise ConfigError("the catalog has no interactions, so no entity type to recommend: import some"
+                              " (neo catalog import FILE --kind interactions)")
+        return list(dict.fromkeys(wanted)) if wanted else list(interacted)
 
     def stats(self) -> dict[str, Any]:
         """:meth:`counts` plus interaction density, time span and stored dataset info."""

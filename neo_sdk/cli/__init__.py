@@ -17,7 +17,7 @@ from neo_sdk.errors import NeoError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from neo_sdk.cli import _ask, _catalog, _model, _sids, _train
+    from neo_sdk.cli import _ask, _bundle, _catalog, _eval, _model, _sids, _train
 
     parser = argparse.ArgumentParser(
         prog="neo", description="neo-sdk: one language-steerable LLM over your catalog."
@@ -30,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     _sids.register(sub)
     _model.register(sub)
     _train.register(sub)
+    _bundle.register(sub)
     _ask.register(sub)
+    _eval.register(sub)
     return parser
 
 

@@ -105,4 +105,7 @@ def _assign(args: argparse.Namespace) -> int:
         print("every active item already has a SID")
     for name, pairs in result.items():
         print(f"{name}: assigned {len(pairs)} new SIDs")
+    if result:
+        print(f"bundles trained on this catalog serve the new items without retraining;"
+              f" `neo bundle refresh BUNDLE --db {args.db}` records them in a bundle")
     return 0

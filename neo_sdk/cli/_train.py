@@ -1,10 +1,9 @@
-"""``neo train`` and ``neo bundle``: staged training into a bundle; verify and export bundles."""
+"""``neo train``: staged training into a bundle (``neo bundle`` lives in :mod:`neo_sdk.cli._bundle`)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -18,7 +17,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     train.add_argument("--stage", choices=["align", "instruct", "all"], default="all",
                        help="instruct continues from the stage-2 bundle at --out")
     train.add_argument("--max-minutes", type=float, default=15.0,
-                       help="training budget for both stages; the probes run after it, timed apart")
+                       help="budget for the whole run (loading, both stages, saving); the plan of what it"
+                            " buys is printed first; the probes run after it, timed apart")
+    train.add_argument("--type", action="append", dest="types", metavar="TYPE",
+                       help="entity type next-item probes target (repeatable; default: every type users"
+                            " interact with, in proportion)")
+    train.add_argument("--align-share", type=float, default=0.25,
+                       help="largest share of the budget stage 2 may take (its feature pass shrinks to fit)")
     train.add_argument("--max-steps", type=int, help="cap on stage 3 optimizer steps")
     train.add_argument("--base", default=None, help="base model alias or local HF folder")
     train.add_argument("--layers", type=int, help="fast preset: keep only the first N layers")
@@ -42,20 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     train.add_argument("--no-probes", action="store_true", help="skip the quality probes")
-    train.add_argument("--probe-users", type=int, default=200)
+    train.add_argument("--probe-users", type=int, default=200, help="users sampled for the next-item probe")
+    train.add_argument("--probe-items", type=int, default=200,
+                       help="items sampled for the text -> SID and SID -> type probes")
     train.set_defaults(handler=_train)
-
-    bundle = sub.add_parser("bundle", help="verify or export a trained bundle")
-    commands = bundle.add_subparsers(dest="bundle_command", metavar="COMMAND", required=True)
-    verify = commands.add_parser("verify", help="check checksums and print the manifest summary")
-    verify.add_argument("bundle")
-    verify.set_defaults(handler=_verify)
-    export = commands.add_parser("export", help="write a plain Hugging Face folder")
-    export.add_argument("bundle")
-    export.add_argument("--out", required=True)
-    export.add_argument("--merged", action="store_true", required=True,
-                        help="merge adapters into the weights (the only export form)")
-    export.set_defaults(handler=_export)
 
 
 def _task_weights(text: str) -> tuple[tuple[str, float], ...]:
@@ -78,28 +73,13 @@ def _train(args: argparse.Namespace) -> int:
         base=args.base or DEFAULT_BASE, num_hidden_layers=args.layers, stage=args.stage,
         max_minutes=args.max_minutes, max_steps=args.max_steps, full=args.full,
         lora_layers=args.lora_layers or None, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-        probe_users=args.probe_users, replay_share=args.replay_share, loss_per=args.loss_per,
+        target_types=tuple(t.strip() for arg in args.types or () for t in arg.split(",") if t.strip()),
+        align_share=args.align_share,
+        probe_users=args.probe_users, probe_items=args.probe_items, replay_share=args.replay_share, loss_per=args.loss_per,
         history_loss=not args.no_history_loss,
         **({"replay_weights": args.replay_weights} if args.replay_weights is not None else {}),
         instruction_tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
     )
     metrics = train(args.db, args.out, settings, resume=args.resume, probes=not args.no_probes)
     print(json.dumps(metrics, indent=1, sort_keys=True))
-    return 0
-
-
-def _verify(args: argparse.Namespace) -> int:
-    from neo_sdk.bundle import read_manifest
-
-    manifest = read_manifest(Path(args.bundle))
-    summary = {k: manifest[k] for k in ("kind", "base_model", "tokenizer_size", "sid_table_hash", "catalog")}
-    summary["files"] = len(manifest["files"])
-    print(json.dumps(summary, indent=1, sort_keys=True))
-    return 0
-
-
-def _export(args: argparse.Namespace) -> int:
-    from neo_sdk.bundle import export_merged
-
-    print(export_merged(args.bundle, args.out))
     return 0

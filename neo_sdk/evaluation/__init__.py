@@ -4,6 +4,11 @@ Follows ``shared/design/benchmarks.md``: full ranking over every item of the tar
 NDCG@K for K in (5, 10, 30), the invalid-item rate next to them, baselines fitted in the same
 harness on ``split.train`` only. Runtime code never imports this package.
 
+No domain is assumed: without an explicit ``entity_type`` the catalog decides (the types users
+interact with, most interacted first: :func:`resolve_entity_types`). A trained bundle is scored
+in the same harness by :class:`BundleRanker` (constrained beam search), next to popularity and
+item-kNN on the same users by :func:`compare_next_item` (``neo eval``).
+
 SASRec (torch) loads lazily: ``import neo_sdk.evaluation`` does not import torch.
 
 Example:
@@ -22,7 +27,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from neo_sdk.evaluation._baselines import ItemIndex, ItemKNN, Popularity, RandomRanker
+from neo_sdk.evaluation._baselines import (
+    ItemIndex,
+    ItemKNN,
+    Popularity,
+    RandomRanker,
+    resolve_entity_type,
+    resolve_entity_types,
+)
+from neo_sdk.evaluation._bundle import BundleRanker, EvalResult, NextItemComparison, compare_next_item
 from neo_sdk.evaluation._metrics import (
     DEFAULT_KS,
     hit_rate,
@@ -61,24 +74,30 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "BM25Retriever",
+    "BundleRanker",
     "DEFAULT_KS",
     "DEV_SAMPLE_SIZE",
     "DenseRetriever",
     "EvalReport",
+    "EvalResult",
     "ItemIndex",
     "ItemKNN",
+    "NextItemComparison",
     "Popularity",
     "RandomRanker",
     "Ranker",
     "Retriever",
     "SASRec",
     "SASRecConfig",
+    "compare_next_item",
     "evaluate_ranker",
     "evaluate_search",
     "hit_rate",
     "invalid_count",
     "ndcg",
     "per_user",
+    "resolve_entity_type",
+    "resolve_entity_types",
     "results_header",
     "results_row",
     "results_table",

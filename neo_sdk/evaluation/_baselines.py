@@ -3,7 +3,8 @@
 Every ``fit`` takes ``split.train`` (a mapping user id -> item ids, oldest first), never the
 :class:`~neo_sdk.catalog.Split` itself, so a baseline cannot see a validation or test target even
 by accident. The item universe is the catalog's items of ``entity_type``: a baseline ranks all of
-them (full ranking) and nothing else, so its invalid-item rate is 0 by construction.
+them (full ranking) and nothing else, so its invalid-item rate is 0 by construction. Without an
+``entity_type`` the catalog decides: the type users interact with most (:func:`resolve_entity_types`).
 
 Tie-break, everywhere: higher score first, then more training interactions (popularity), then
 catalog order (item id). Stated because MovieLens has many equal counts and the tie-break moves
@@ -24,6 +25,17 @@ from neo_sdk.catalog import Catalog, Split
 from neo_sdk.errors import ConfigError
 
 Train = Mapping[str, Sequence[str]]
+
+
+def resolve_entity_types(catalog: Catalog, wanted: Sequence[str] | None = None) -> list[str]:
+    """The entity types to rank: :meth:`Catalog.target_types` (``wanted``, checked, else every type
+    users interact with, most interacted first)."""
+    return catalog.target_types(wanted)
+
+
+def resolve_entity_type(catalog: Catalog, entity_type: str | None = None) -> str:
+    """``entity_type`` (checked), else the type users interact with most."""
+    return resolve_entity_types(catalog, [entity_type] if entity_type else None)[0]
 
 
 class ItemIndex:
@@ -87,8 +99,9 @@ class RandomRanker:
 
     name = "random"
 
-    def __init__(self, catalog: Catalog, entity_type: str = "movie", seed: int = 0) -> None:
-        self.index = ItemIndex.from_catalog(catalog, entity_type)
+    def __init__(self, catalog: Catalog, entity_type: str | None = None, seed: int = 0) -> None:
+        self.entity_type = resolve_entity_type(catalog, entity_type)
+        self.index = ItemIndex.from_catalog(catalog, self.entity_type)
         self.seed = seed
 
     def rank(self, user_id: str, history: list[str], k: int, exclude: set[str]) -> list[str]:
@@ -105,20 +118,24 @@ class Popularity:
 
     Attributes:
         counts: training interactions per item, aligned with ``index.ids``.
+        entity_type: the type ranked (``None`` when built from a bare index).
     """
 
     name = "popularity"
 
-    def __init__(self, index: ItemIndex, counts: np.ndarray) -> None:
+    def __init__(self, index: ItemIndex, counts: np.ndarray, entity_type: str | None = None) -> None:
         self.index = index
+        self.entity_type = entity_type
         self.counts = counts
         self.order = np.lexsort((np.arange(len(counts)), -counts))
 
     @classmethod
-    def fit(cls, train: Train, catalog: Catalog, entity_type: str = "movie") -> Popularity:
-        """Count interactions in ``train`` (= ``split.train``) over items of ``entity_type``."""
+    def fit(cls, train: Train, catalog: Catalog, entity_type: str | None = None) -> Popularity:
+        """Count interactions in ``train`` (= ``split.train``) over items of ``entity_type``
+        (default: the type users interact with most)."""
+        entity_type = resolve_entity_type(catalog, entity_type)
         index = ItemIndex.from_catalog(catalog, entity_type)
-        return cls(index, train_counts(train, index))
+        return cls(index, train_counts(train, index), entity_type)
 
     def rank(self, user_id: str, history: list[str], k: int, exclude: set[str]) -> list[str]:
         out: list[str] = []
@@ -155,6 +172,7 @@ class ItemKNN:
         sim: np.ndarray,
         counts: np.ndarray,
         recency_decay: float | None = None,
+        entity_type: str | None = None,
     ) -> None:
         if recency_decay is not None and not 0 < recency_decay < 1:
             raise ConfigError(f"recency_decay must be in (0, 1) or None, got {recency_decay}")
@@ -163,6 +181,7 @@ class ItemKNN:
         self.sim = sim
         self.counts = counts
         self.recency_decay = recency_decay
+        self.entity_type = entity_type
         if recency_decay is not None:
             self.name = f"item-knn (recency {recency_decay:g})"
 
@@ -171,11 +190,13 @@ class ItemKNN:
         cls,
         train: Train,
         catalog: Catalog,
-        entity_type: str = "movie",
+        entity_type: str | None = None,
         *,
         recency_decay: float | None = None,
     ) -> ItemKNN:
-        """Build the similarity matrix from ``train`` (= ``split.train``)."""
+        """Build the similarity matrix from ``train`` (= ``split.train``); ranks ``entity_type``
+        (default: the type users interact with most)."""
+        entity_type = resolve_entity_type(catalog, entity_type)
         index = ItemIndex.from_catalog(catalog, entity_type)
         histories = _histories(train)
         seen = {item for items in histories for item in items}
@@ -197,7 +218,7 @@ class ItemKNN:
         sim = np.divide(co, denom, out=np.zeros_like(co), where=denom > 0)
         diag = np.arange(len(index))
         sim[diag, diag] = 0.0
-        return cls(index, sources, sim.astype(np.float32), train_counts(train, index), recency_decay)
+        return cls(index, sources, sim.astype(np.float32), train_counts(train, index), recency_decay, entity_type)
 
     def scores(self, history: Sequence[str]) -> np.ndarray:
         """Summed (optionally recency-weighted) similarity of each ranked item. Shape: (n_items,)."""

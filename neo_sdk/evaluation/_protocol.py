@@ -9,7 +9,13 @@ A *ranker* is anything with ``rank(user_id, history, k, exclude) -> list[str]`` 
 callable with that signature). The harness gives it only the user's history before the target
 (``split.valid_history`` or ``split.test_history``) and, with ``exclude_seen``, that history as the
 set of ids not to return. It never shows the ranker a target. Trained rankers are fitted on
-``split.train`` alone (see :mod:`neo_sdk.evaluation._baselines`).
+``split.train`` alone (see :mod:`neo_sdk.evaluation._baselines`). A ranker may also offer
+``rank_batch(users, histories, k, excludes)`` (and a ``batch_size``): the harness then asks it for
+several users at once (a language model decodes a batch in one pass); the results must not depend
+on the batching.
+
+The target type is the caller's ``entity_type``, else the ranker's own ``entity_type`` attribute,
+else the type users interact with most in the catalog: no type is assumed.
 
 A *retriever* is anything with ``search(query, k) -> list[str]`` (or a callable).
 
@@ -35,6 +41,7 @@ from tqdm.auto import tqdm
 
 from neo_sdk.catalog import Catalog, Split
 from neo_sdk.errors import ConfigError
+from neo_sdk.evaluation._baselines import resolve_entity_type
 from neo_sdk.evaluation._metrics import (
     DEFAULT_KS,
     invalid_count,
@@ -156,7 +163,7 @@ def evaluate_ranker(
     seed: int = 0,
     k: int = 30,
     ks: Sequence[int] = DEFAULT_KS,
-    entity_type: str = "movie",
+    entity_type: str | None = None,
     exclude_seen: bool = True,
     method: str | None = None,
     progress: bool = True,
@@ -175,7 +182,8 @@ def evaluate_ranker(
         seed: the sampling seed.
         k: ranking depth asked of the ranker; must be at least the largest of ``ks``.
         ks: the cut-offs reported.
-        entity_type: the target type; every target must be an item of it.
+        entity_type: the target type; every target must be an item of it. Default: the
+            ranker's ``entity_type`` attribute, else the type users interact with most.
         exclude_seen: pass the history as ``exclude`` (a target already in the history then
             cannot be hit; this never happens in MovieLens, where each movie is rated once).
         method: label for the report; default the ranker's ``name`` or class name.
@@ -197,6 +205,7 @@ def evaluate_ranker(
     missing = [u for u in chosen if u not in targets]
     if missing:
         raise ConfigError(f"users without a {stage} target in this split: {missing[:5]}")
+    entity_type = entity_type or getattr(ranker, "entity_type", None) or resolve_entity_type(catalog)
     valid_ids = {item.id for item in catalog.items(entity_type)}
     wrong = [targets[u] for u in chosen if targets[u] not in valid_ids]
     if wrong:
@@ -205,15 +214,26 @@ def evaluate_ranker(
             f" the split with leave_one_out(catalog, entity_type={entity_type!r})"
         )
     rank = _rank_fn(ranker)
+    rank_batch = getattr(ranker, "rank_batch", None)
+    batch = max(1, int(getattr(ranker, "batch_size", 1))) if callable(rank_batch) else 1
     rankings: list[list[str]] = []
     excluded = 0
     start = time.perf_counter()
-    for user in tqdm(chosen, desc=f"rank {stage}", unit="user", disable=not progress):
-        history = list(histories.get(user, []))  # a copy: rankers cannot edit the split
-        exclude = set(history) if exclude_seen else set()
-        ranking = list(rank(user, history, k, set(exclude)))[:k]
-        excluded += sum(1 for item in ranking if item in exclude)
-        rankings.append(ranking)
+    bar = tqdm(total=len(chosen), desc=f"rank {stage}", unit="user", disable=not progress)
+    for lo in range(0, len(chosen), batch):
+        group = chosen[lo : lo + batch]
+        group_histories = [list(histories.get(user, [])) for user in group]  # copies: rankers cannot edit the split
+        excludes = [set(h) if exclude_seen else set() for h in group_histories]
+        if batch > 1:
+            got = rank_batch(group, group_histories, k, [set(e) for e in excludes])  # type: ignore[misc]
+        else:
+            got = [rank(group[0], group_histories[0], k, set(excludes[0]))]
+        for ranking, exclude in zip(got, excludes, strict=True):
+            ranking = list(ranking)[:k]
+            excluded += sum(1 for item in ranking if item in exclude)
+            rankings.append(ranking)
+        bar.update(len(group))
+    bar.close()
     seconds = time.perf_counter() - start
     ranks = target_ranks(rankings, [targets[u] for u in chosen])
     invalid, total = invalid_count(rankings, valid_ids)

@@ -40,7 +40,14 @@ from tqdm.auto import tqdm
 
 from neo_sdk.catalog import Catalog
 from neo_sdk.errors import ConfigError
-from neo_sdk.evaluation._baselines import ItemIndex, Train, _histories, top_k, train_counts
+from neo_sdk.evaluation._baselines import (
+    ItemIndex,
+    Train,
+    _histories,
+    resolve_entity_type,
+    top_k,
+    train_counts,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +153,7 @@ class SASRec:
 
     Attributes:
         index: the ranked items (catalog items of the target type).
+        entity_type: the type ranked.
         log: training record: epochs and steps run, seconds, loss per epoch, whether the time
             budget stopped it, and the config.
     """
@@ -154,9 +162,10 @@ class SASRec:
 
     def __init__(
         self, net: _SASRecNet, index: ItemIndex, tokens: ItemIndex, counts: np.ndarray,
-        config: SASRecConfig, log: dict[str, Any],
+        config: SASRecConfig, log: dict[str, Any], entity_type: str | None = None,
     ) -> None:
         self.net = net.eval()
+        self.entity_type = entity_type
         self.index = index
         self.tokens = tokens  # token id = position + 1; ranked items come first
         self.counts = counts
@@ -170,7 +179,7 @@ class SASRec:
         catalog: Catalog,
         config: SASRecConfig | None = None,
         *,
-        entity_type: str = "movie",
+        entity_type: str | None = None,
         progress: bool = True,
     ) -> SASRec:
         """Train on ``train`` (= ``split.train``) with full-softmax cross-entropy.
@@ -179,10 +188,12 @@ class SASRec:
             train: user id -> training items, oldest first.
             catalog: gives the ranked universe (items of ``entity_type``).
             config: hyper-parameters and budget; default :class:`SASRecConfig`.
-            entity_type: the type ranked; history items of other types are still read.
+            entity_type: the type ranked (default: the type users interact with most); history
+                items of other types are still read.
             progress: show a tqdm bar over epochs.
         """
         cfg = config or SASRecConfig()
+        entity_type = resolve_entity_type(catalog, entity_type)
         index = ItemIndex.from_catalog(catalog, entity_type)
         histories = _histories(train)
         extra = sorted({i for items in histories for i in items} - set(index.position))
@@ -232,7 +243,7 @@ class SASRec:
         }
         logger.info("sasrec: %d epochs, %d steps, %.1fs, loss %.4f", log["epochs_run"], steps,
                     log["seconds"], log["loss"][-1])
-        return cls(net, index, tokens, train_counts(train, index), cfg, log)
+        return cls(net, index, tokens, train_counts(train, index), cfg, log, entity_type)
 
     @torch.no_grad()
     def scores(self, history: Sequence[str]) -> np.ndarray:

@@ -43,6 +43,9 @@ class ItemRef(BaseModel):
         default="answer", description="answer: what was asked for; cited: named inside an explanation"
     )
     year: int | None = None
+    new: bool = Field(
+        default=False, description="added to the catalog after the bundle was trained (`neo sids assign`):"
+        " served by its SID without retraining; the model never saw it in training")
 
     def label(self) -> str:
         return f"{self.title} ({self.year})" if self.year and str(self.year) not in self.title else self.title
@@ -113,7 +116,8 @@ class Answer(BaseModel):
     def __str__(self) -> str:
         head = f"[{self.task} · {self.entity_type} · {self.format}]"
         if self.format == "ids":
-            lines = [f"{n:>2}. {item.label()}  ({item.id})" for n, item in enumerate(self.items, 1)]
+            lines = [f"{n:>2}. {item.label()}  ({item.id}{', new' if item.new else ''})"
+                     for n, item in enumerate(self.items, 1)]
             return "\n".join([head, *lines]) if lines else f"{head} no matching item"
         return f"{head} {self.text}"
 

@@ -55,7 +55,9 @@ class StreamEvent:
 class Neo:
     """A trained bundle, loaded and verified, with its catalog, prompts and session store.
 
-    Use :meth:`load`; then :meth:`session` for a conversation.
+    Use :meth:`load`; then :meth:`session` for a conversation. The catalog may have grown since
+    training (``neo sids assign``): its new items are served at once and marked ``ItemRef.new``;
+    items marked inactive are never returned (:mod:`neo_sdk.bundle`).
 
     Example:
         >>> neo = Neo.load("demo/bundle")                       # doctest: +SKIP
@@ -72,6 +74,8 @@ class Neo:
         self.manifest: dict[str, Any] = contents.manifest
         self.model = contents.model
         self.tokenizer = contents.tokenizer
+        self.table = contents.table  # served: the catalog's SIDs (trained items + new items)
+        self.extension = contents.extension
         self.catalog = catalog
         self.prompts = prompts
         self.store = store
@@ -108,7 +112,8 @@ class Neo:
         Args:
             bundle: the bundle folder written by ``neo train``.
             catalog: the catalog (path or open :class:`Catalog`); default: the one recorded in the
-                bundle. Its SID table must be the one the bundle was trained on.
+                bundle. Its SID table must be the one the bundle was trained on, or extend it
+                (every trained item keeps its SID; items added with ``neo sids assign`` are new).
             prompts: a prompt folder to use instead of the bundle's own copy (same task names).
             sessions: session database (path, ``":memory:"`` or a :class:`SessionStore`);
                 default ``$NEO_HOME/sessions.db``.
@@ -116,7 +121,8 @@ class Neo:
             threads: torch CPU threads (default: torch's choice).
 
         Raises:
-            BundleError: a missing, altered or mismatched bundle, or a missing catalog.
+            BundleError: a missing, altered or mismatched bundle, a missing catalog, or one in which
+                an item the bundle was trained on has another SID or none.
         """
         from neo_sdk._home import neo_home
         from neo_sdk.bundle import load_bundle, read_manifest
@@ -149,6 +155,12 @@ class Neo:
     def bundle_id(self) -> str:
         """The SID table hash the bundle was trained on (sessions record it)."""
         return str(self.manifest["sid_table_hash"])
+
+    @property
+    def new_items(self) -> frozenset[str]:
+        """Items served with SIDs the bundle was not trained on (added with ``neo sids assign``)."""
+        ext = self.extension
+        return frozenset(i for ids in ext.new_items.values() for i in ids) if ext is not None else frozenset()
 
     def close(self) -> None:
         self.store.close()
@@ -214,20 +226,23 @@ class Neo:
                        focus=record.focus, recorded=[e for e in record.events if e[1] != "history"])
 
     def _stored_history(self, user: str | None) -> list[str]:
+        """The user's items that have a SID, inactive ones included (they are history, only never
+        returned)."""
         if user is None:
             return []
-        return [i.item_id for i in self.catalog.history(user) if i.item_id in self._positions]
+        return [i.item_id for i in self.catalog.history(user) if i.item_id in self.table]
 
     # ------------------------------------------------------------------------------ items
     def item(self, item_id: str, *, score: float | None = None, role: str = "answer") -> ItemRef:
-        """An item as an :class:`ItemRef` (title, type, SID). Raises :class:`UnknownItemError`."""
+        """An item as an :class:`ItemRef` (title, type, SID, new). Raises :class:`UnknownItemError`."""
         self.type_of(item_id)  # raises UnknownItemError
         item = self.facts.items[item_id]
         sid = ""
-        if item_id in self._positions:
+        if item_id in self.table:
             sid = "".join(self.tokenizer.convert_ids_to_tokens(self.encoder.span(item_id)[1:-1]))
         return ItemRef(id=item_id, type=item.entity_type, title=item.title, sid=sid, score=score,
-                       role=role, year=self.facts.year(item_id))  # type: ignore[arg-type]
+                       year=self.facts.year(item_id), new=self.bundle.is_new(item_id),
+                       role=role)  # type: ignore[arg-type]
 
     def type_of(self, item_id: str) -> str:
         """The entity type of an item. Raises :class:`UnknownItemError`."""

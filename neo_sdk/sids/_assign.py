@@ -13,6 +13,7 @@ item, active or not.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -304,8 +305,12 @@ def assign_new(
 
     Level codes are the nearest saved centroids. In balanced builds the last level takes the nearest
     code whose tuple is still entirely free (as the build does); otherwise, or when none is free,
-    the nearest tuple with a free disambiguation code ``< D``. SIDs held by any item, deactivated
-    ones included, are never reused. New items are placed in id order, so the result is deterministic.
+    the nearest tuple with a free disambiguation code ``< D``. When every tuple under the item's
+    first ``M - 1`` codes is full, it goes to the tuple with room whose centroid sum is nearest
+    (a small type with several levels fills one prefix long before the others). SIDs held by any item,
+    deactivated ones included, are never reused, and every code stays within the vocabulary's
+    ranges (``K``, ``D``), so bundles trained before serve the new items without retraining.
+    New items are placed in id order, so the result is deterministic.
 
     Args:
         catalog: a catalog with built SIDs.
@@ -319,7 +324,7 @@ def assign_new(
 
     Raises:
         SIDError: no build yet, an unknown or never-built type was asked for, the embedder's
-            dimension differs from the quantizer's, or a tuple neighbourhood is full (rebuild).
+            dimension differs from the quantizer's, or every tuple is full (rebuild).
     """
     table = SIDTable.load(catalog)
     records = load_quantizers(catalog)
@@ -361,11 +366,12 @@ def assign_new(
         for row in existing.tolist():
             used.setdefault(tuple(row[:-1]), set()).add(row[-1])
         out = []
-        for item, codes, cands in zip(items, tuples.tolist(), alts.tolist(), strict=True):
-            sid = _place(name, codes[:-1], cands, used, rec.disambiguation, rec.balanced)
+        for row, (item, codes, cands) in enumerate(zip(items, tuples.tolist(), alts.tolist(), strict=True)):
+            sid = _place(name, codes[:-1], cands, used, rec.disambiguation, rec.balanced) \
+                or _place_nearest(name, q, x[row], used, rec.disambiguation)
             if sid is None:
                 raise SIDError(
-                    f"no free SID near item {item.id!r}: every nearby code tuple already holds"
+                    f"no free SID for item {item.id!r}: every code tuple of {name!r} already holds"
                     f" {rec.disambiguation} items; rebuild with `neo sids build --type {name}`"
                 )
             used.setdefault(sid.codes[:-1], set()).add(sid.codes[-1])
@@ -400,6 +406,22 @@ def _place(
         if free is not None:
             return SID(name, (*prefix, c, free))
     return None
+
+
+def _place_nearest(name: str, q: ResidualQuantizer, x: np.ndarray, used: dict[tuple[int, ...], set[int]],
+                   n_disamb: int) -> SID | None:
+    """The SID in the tuple with a free disambiguation code whose centroid sum is nearest to ``x``
+    (Shape: (D,)), or ``None`` if every tuple is full. Tuples: all ``K^M`` when there are at most
+    4,096, else those some item holds."""
+    every = itertools.product(range(q.codes), repeat=q.levels) if q.codes ** q.levels <= 4096 else used
+    open_tuples = sorted(t for t in every if len(used.get(t, ())) < n_disamb)
+    if not open_tuples:
+        return None
+    grid = np.asarray(open_tuples, dtype=np.int64)
+    recon = sum(q.centroids[m][grid[:, m]] for m in range(q.levels))
+    best = open_tuples[int(np.argmin(((q.prepare(x[None, :]) - recon) ** 2).sum(axis=1)))]
+    free = next(d for d in range(n_disamb) if d not in used.get(best, ()))
+    return SID(name, (*best, free))
 
 
 def has_built(catalog: Catalog) -> bool:

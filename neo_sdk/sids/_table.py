@@ -241,6 +241,68 @@ class SIDTable:
     def __iter__(self) -> Iterator[str]:
         return iter(self._by_item)
 
+    def subset(self, entity_types: Sequence[str]) -> SIDTable:
+        """The same table restricted to some of its types."""
+        return SIDTable({n: self._types[n] for n in entity_types if n in self._types}, build_id=self.build_id)
+
+
+@dataclass(frozen=True)
+class SIDChange:
+    """An item whose SID differs between two tables (``after`` is ``None``: it has no SID any more)."""
+
+    item_id: str
+    before: SID
+    after: SID | None
+
+    def __str__(self) -> str:
+        now = f"now {self.after}" if self.after is not None else "now none (removed or never assigned)"
+        return f"{self.item_id}: {self.before} -> {now}"
+
+
+@dataclass(frozen=True)
+class SIDTableDiff:
+    """How a SID table differs from an earlier one (see :func:`diff_tables`).
+
+    Attributes:
+        added: ``{entity_type: item ids}`` that only the later table holds.
+        changed: items of the earlier table whose SID differs or is gone, in id order.
+        reshaped: types whose shape (M, K, D) differs or that the later table lacks; their items
+            are not compared one by one.
+    """
+
+    added: dict[str, tuple[str, ...]]
+    changed: tuple[SIDChange, ...]
+    reshaped: tuple[str, ...]
+
+    @property
+    def extends(self) -> bool:
+        """Every item of the earlier table keeps its SID (new items may be added)."""
+        return not self.changed and not self.reshaped
+
+
+def diff_tables(before: SIDTable, after: SIDTable) -> SIDTableDiff:
+    """Compare a later SID table with an earlier one, item by item."""
+    reshaped, changed = [], []
+    for name in before.entity_types:
+        t0 = before.by_type(name)
+        t1 = after._types.get(name)
+        if t1 is None or (t1.levels, t1.codes_per_level, t1.disambiguation) != (
+                t0.levels, t0.codes_per_level, t0.disambiguation):
+            reshaped.append(name)
+            continue
+        where = [after._by_item.get(i, (None, -1)) for i in t0.item_ids.tolist()]
+        rows = np.array([i if n == name else -1 for n, i in where], dtype=np.int64)
+        same = rows >= 0
+        hit = np.flatnonzero(same)
+        same[hit] = (t1.codes[rows[hit]] == t0.codes[hit]).all(axis=1)
+        for k in np.flatnonzero(~same).tolist():
+            item = str(t0.item_ids[k])
+            changed.append(SIDChange(item, SID(name, tuple(int(c) for c in t0.codes[k])),
+                                     after.sid_of(item) if item in after else None))
+    added = {name: tuple(i for i in after.by_type(name).item_ids.tolist() if i not in before)
+             for name in after.entity_types}
+    return SIDTableDiff({n: ids for n, ids in added.items() if ids}, tuple(changed), tuple(reshaped))
+
 
 def load_quantizers(catalog: Catalog) -> dict[str, QuantizerRecord]:
     """Every saved quantizer, by entity type (safetensors blobs, no pickle)."""

@@ -20,9 +20,11 @@ from neo_sdk.errors import CatalogError
 from neo_sdk.prompts import PromptSet
 from neo_sdk.tasks._example import item_marker
 
-GENRE_FIELDS = ("genres", "genre", "tags")
+GENRE_FIELDS = ("genres", "genre", "tags")  # preferred names of a type's category field
 _SPLIT = re.compile(r"\s*[;|,]\s*")
-_YEAR = re.compile(r"^\d{4}$")
+_YEAR = re.compile(r"^(\d{4})(?:\.0|-\d{2}(?:-\d{2})?.*)?$")  # 1995, 1995.0, 1995-07, 1995-07-14...
+_DATE_FIELDS = ("year", "date", "released", "release_date", "published", "publication_year")
+_CATEGORY_MAX_WORDS = 4  # a category value is a short label ("Science Fiction"), not a sentence
 _COOCCUR_SHRINK = 10.0  # damps the cosine of rare pairs (one shared user is weak evidence)
 
 
@@ -59,19 +61,17 @@ class CatalogFacts:
             self.by_type[item.entity_type].append(item_id)
         self.forward: dict[str, list[tuple[str, str]]] = {i: [] for i in self.items}
         self.reverse: dict[str, list[tuple[str, str]]] = defaultdict(list)
-        for src, relation, dst in _all_relations(catalog):
-            self.forward[src].append((relation, dst))
-            self.reverse[dst].append((relation, src))
+        for rel in catalog.relations():
+            self.forward[rel.src].append((rel.relation, rel.dst))
+            self.reverse[rel.dst].append((rel.relation, rel.src))
         self.train = {u: list(h) for u, h in (train or {}).items()}
         counts: Counter[str] = Counter(i for h in self.train.values() for i in set(h))
         self.counts = counts
         # Types users interact with at all (a schema fact, read from the whole log on purpose:
         # per-user held-out events stay unseen, only the type names are read).
-        self.interacted_types = {
-            r[0] for r in catalog.db.execute(
-                "SELECT DISTINCT t.entity_type FROM interactions i JOIN items t ON t.id = i.item_id"
-            )
-        }
+        self.interacted_types = set(catalog.interacted_types())
+        self.category_field = {t: _category_field(self.items[i] for i in ids) for t, ids in self.by_type.items()}
+        self.year_field = {t: _year_field(self.items[i] for i in ids) for t, ids in self.by_type.items()}
         self.popularity: dict[str, float] = {}
         for item_id in self.items:
             own = counts.get(item_id, 0)
@@ -90,26 +90,21 @@ class CatalogFacts:
         return self.items[item_id].title
 
     def year(self, item_id: str) -> int | None:
-        value = self.items[item_id].fields.get("year")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, (str, float)) and _YEAR.match(str(value).removesuffix(".0")):
-            return int(float(value))
-        return None
+        """The item's year, from its type's year field (:func:`_year_field`), if any."""
+        item = self.items[item_id]
+        name = self.year_field.get(item.entity_type)
+        return _as_year(item.fields.get(name)) if name else None
 
     def decade(self, item_id: str) -> str | None:
         year = self.year(item_id)
         return f"{year // 10 * 10}s" if year else None
 
     def genres(self, item_id: str) -> list[str]:
-        fields = self.items[item_id].fields
-        for name in GENRE_FIELDS:
-            value = fields.get(name)
-            if isinstance(value, list):
-                return [str(v) for v in value if str(v).strip()]
-            if isinstance(value, str) and value.strip():
-                return [g for g in _SPLIT.split(value.strip()) if g]
-        return []
+        """The item's category labels (genres, topics, ...), from its type's category field
+        (:func:`_category_field`)."""
+        item = self.items[item_id]
+        name = self.category_field.get(item.entity_type)
+        return _labels(item.fields.get(name)) if name else []
 
     def roles(self, item_id: str) -> list[str]:
         """Roles of an item: its ``roles`` field, else the role words of its reverse relations."""
@@ -240,11 +235,60 @@ class CatalogFacts:
         return (found, "cooccur") if found else (self.content_similar(item_id), "content")
 
 
+def _labels(value: Any) -> list[str]:
+    """A field value as category labels: a list as it is, a string split on ``,;|``."""
+    if isinstance(value, list):
+        return [str(v).strip() for v in value if str(v).strip()]
+    if isinstance(value, str) and value.strip():
+        return [g for g in _SPLIT.split(value.strip()) if g]
+    return []
 
-def _all_relations(catalog: Catalog) -> list[tuple[str, str, str]]:
-    """Every relation in the order of :meth:`Catalog.related` (relation name, then target id).
 
-    One query instead of one per item; ``Catalog`` has no bulk accessor for relations yet.
+def _as_year(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if 1000 <= value <= 2999 else None
+    match = _YEAR.match(str(value).strip()) if isinstance(value, (str, float)) else None
+    return int(match.group(1)) if match else None
+
+
+def _category_field(items: Iterable[Item]) -> str | None:
+    """The field holding one type's category labels: the first of :data:`GENRE_FIELDS` its items
+    have, else the most common field whose values are short labels shared by several items
+    (lists of labels such as ``topics``, or one label such as ``language``).
+
+    Read from the items, so any catalog's own field names work (no field is assumed).
     """
-    rows = catalog.db.execute("SELECT src, relation, dst FROM relations ORDER BY src, relation, dst")
-    return [(r[0], r[1], r[2]) for r in rows]
+    seen: Counter[str] = Counter()
+    lists: Counter[str] = Counter()
+    values: dict[str, Counter[str]] = defaultdict(Counter)
+    for item in items:
+        for name, value in item.fields.items():
+            labels = _labels(value)
+            if labels and all(len(v.split()) <= _CATEGORY_MAX_WORDS for v in labels):
+                seen[name] += 1
+                lists[name] += isinstance(value, list)
+                values[name].update(labels)
+    for name in GENRE_FIELDS:
+        if seen[name]:
+            return name
+    shared = [name for name in seen if name not in _DATE_FIELDS and _as_year(next(iter(values[name]))) is None
+              and max(values[name].values()) >= 2  # a label that groups items
+              and len(values[name]) <= 0.8 * sum(values[name].values())]  # labels repeat: not ids or names
+    # multi-label fields (topics, tags) first, then the field most items have
+    return max(shared, key=lambda name: (lists[name] > 0, seen[name], name)) if shared else None
+
+
+def _year_field(items: Iterable[Item]) -> str | None:
+    """The field holding one type's year: ``year`` or another date-like name whose values read
+    as years (``1995``, ``1995-07-14``) for most items that have it."""
+    hits: Counter[str] = Counter()
+    present: Counter[str] = Counter()
+    for item in items:
+        for name in _DATE_FIELDS:
+            if name in item.fields:
+                present[name] += 1
+                hits[name] += _as_year(item.fields[name]) is not None
+    usable = [name for name in _DATE_FIELDS if present[name] and hits[name] >= 0.8 * present[name]]
+    return usable[0] if usable else None

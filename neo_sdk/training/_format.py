@@ -3,6 +3,11 @@
 * The base model's chat template frames every example (system, user turn, assistant turn); the
   system text comes from the prompt files and is empty by default: SmolLM2's default system
   prompt costs 16 tokens on every example (``cpu-economy.md``: dropping it was +18% throughput).
+  A tokenizer without a chat template (a base model such as Gemma-3-270m) gets the plain frame
+  :data:`neo_sdk.model.PLAIN_FRAME` instead (after ``<bos>``: a ``User:`` line, the request, an
+  ``Assistant:`` line).
+* Every completion ends with the end-of-turn token read from the tokenizer
+  (:func:`neo_sdk.model.end_of_turn_id`: ``<|im_end|>`` for SmolLM2, ``eos`` without a template).
 * ``[[item:ID]]`` markers become SID spans. In the **completion** a span is always
   ``<|sid|> codes... <|/sid|>`` (the form constrained decoding produces). In the **prompt** the
   delimiters are dropped by default (``compact_prompt``): the codes alone name the item (the type
@@ -25,6 +30,7 @@ from typing import Any
 import torch
 
 from neo_sdk.errors import ConfigError
+from neo_sdk.model import chat_frame, end_of_turn_id
 from neo_sdk.tasks._example import ITEM_MARKER, Example
 from neo_sdk.vocab import SIDVocab
 
@@ -67,7 +73,11 @@ class ExampleEncoder:
         self.system = system
         self.compact_prompt = compact_prompt
         self.max_length = max_length
-        self.end_id = int(tokenizer.convert_tokens_to_ids("<|im_end|>"))
+        self.end_id = end_of_turn_id(tokenizer)
+        # padding is masked out; a tokenizer without a pad token (many base models) pads with the end id
+        self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.end_id)
+        """The token that ends every answer (``<|im_end|>`` for SmolLM2; see the module docs)."""
+        self._frames: dict[str, tuple[list[int], list[int]]] = {}
         self._span_cache: dict[str, list[int]] = {}
         self.history_loss = frozenset(history_loss)
         self._codes = frozenset(vocab.sid_token_ids().tolist()) if self.history_loss else frozenset()
@@ -93,18 +103,21 @@ class ExampleEncoder:
             ids += self.vocab.encode_text(self.tokenizer, text[last:])
         return ids
 
+    def frame_ids(self) -> tuple[list[int], list[int]]:
+        """Token ids before and after a user message (:func:`neo_sdk.model.chat_frame`), cached."""
+        frame = self._frames.get(self.system)
+        if frame is None:
+            head, tail = chat_frame(self.tokenizer, self.system)
+            frame = (list(self.tokenizer.encode(head, add_special_tokens=False)),
+                     list(self.tokenizer.encode(tail, add_special_tokens=False)))
+            self._frames[self.system] = frame
+        return frame
+
     def prompt_ids(self, prompt: str) -> list[int]:
-        """Token ids of a user turn framed by the chat template, ending where the answer starts."""
-        frame = self.tokenizer.apply_chat_template(
-            [{"role": "system", "content": self.system}, {"role": "user", "content": "\x00"}],
-            add_generation_prompt=True, tokenize=False,
-        )
-        head, tail = frame.split("\x00")
-        return (
-            self.tokenizer.encode(head, add_special_tokens=False)
-            + self._render(prompt, compact=self.compact_prompt)
-            + self.tokenizer.encode(tail, add_special_tokens=False)
-        )
+        """Token ids of a user turn framed by the chat template (or the plain frame), ending where
+        the answer starts."""
+        head, tail = self.frame_ids()
+        return head + self._render(prompt, compact=self.compact_prompt) + tail
 
     def encode(self, example: Example) -> Encoded:
         prompt = self.prompt_ids(example.prompt)

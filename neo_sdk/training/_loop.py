@@ -8,8 +8,19 @@
   temporary folder and renamed into place. ``resume=True`` continues from the last checkpoint:
   same batches, same schedule position. Nothing is pickled.
 * accelerate places the model (CPU, one GPU, or many with ``accelerate launch``), uses bf16 on GPU
-  (fp32 on CPU: bf16 autocast measured 0.6x speed there) and accumulates gradients. Each process
-  takes every ``world_size``-th batch.
+  (fp32 on CPU: bf16 autocast measured 0.6x speed there) and accumulates gradients.
+* Several processes (``accelerate launch --multi_gpu --num_processes N -m neo_sdk train ...``; on a
+  machine without GPUs the same command runs N CPU processes over gloo, see :func:`process_state`)
+  share one run: every process walks the same shuffled batch order and takes one batch of each
+  consecutive group of ``world_size`` (a tail shorter than a group is left for the next epoch, so
+  every process takes as many batches as the others and the gradient all-reduces always pair up).
+  The main process decides when to stop and the others follow: after each optimizer step one small
+  all-reduce carries the main process's clock and budget progress with the mean loss and the example
+  count, so a time budget ends every process at the same step (a process stopping alone would
+  leave the others waiting in an all-reduce) and the learning rate is the same everywhere (each
+  process's own budget may differ: the main process's rules).
+  Only the main process writes checkpoints. ``LoopResult.processes`` records what each process
+  trained on.
 """
 
 from __future__ import annotations
@@ -17,11 +28,13 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -67,14 +80,40 @@ class LoopConfig:
 
 @dataclass
 class LoopResult:
+    """What a loop did. ``examples`` counts every process's; ``losses`` are per-step means over the
+    processes; ``processes`` (one entry per process, rank order) holds the batches and examples each
+    trained on and the indices of its first batches in the shared order (disjoint across processes)."""
+
     steps: int
     examples: int
     seconds: float
     losses: list[float] = field(default_factory=list)
     resumed_from: int = 0
+    world_size: int = 1
+    processes: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def use_cpu() -> bool:
+    """Whether training runs on the CPU: no CUDA device, or ``ACCELERATE_USE_CPU`` set (the
+    variable ``accelerate launch --cpu`` sets)."""
+    flag = os.environ.get("ACCELERATE_USE_CPU", "").strip().lower() in ("1", "true", "yes")
+    return flag or not torch.cuda.is_available()
+
+
+def process_state() -> Any:
+    """The process's accelerate state (rank, world size, device), created CPU-aware.
+
+    accelerate only forms a CPU process group when asked for the CPU on the first call; a plain
+    ``PartialState()`` under a multi-process launch on a machine without GPUs makes every process
+    believe it runs alone (each then trains on everything and writes the bundle). Call this before
+    anything else touches accelerate.
+    """
+    from accelerate import PartialState
+
+    return PartialState(cpu=use_cpu())
 
 
 def _progress(step: int, elapsed: float, config: LoopConfig) -> float:
@@ -108,16 +147,23 @@ def train_loop(
     """Train ``params`` (named, trainable) on ``examples`` within the budget.
 
     Returns:
-        Steps taken, examples seen, wall seconds and the per-step loss history.
+        Steps taken, examples seen (all processes), wall seconds, the per-step loss history and,
+        under several processes, what each one trained on.
     """
     from accelerate import Accelerator
 
     if not examples:
         raise ConfigError(f"{name}: no training examples")
+    process_state()  # CPU-aware first, so a multi-process launch without GPUs forms a gloo group
     accelerator = accelerator or Accelerator(
-        gradient_accumulation_steps=config.grad_accum,
-        mixed_precision="bf16" if torch.cuda.is_available() else "no",
+        gradient_accumulation_steps=config.grad_accum, cpu=use_cpu(),
+        mixed_precision="bf16" if torch.cuda.is_available() and not use_cpu() else "no",
     )
+    world, rank = accelerator.num_processes, accelerator.process_index
+    launched = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if launched != world:  # every process would train alone on everything and write the same files
+        raise ConfigError(f"{name}: launched as {launched} processes but accelerate runs {world}: the"
+                          " accelerate state was created before neo_sdk.training._loop.process_state() (CPU-aware)")
     torch.manual_seed(config.seed)
     named = dict(params)
     optimizer = torch.optim.AdamW(list(named.values()), lr=config.lr, betas=config.betas, weight_decay=0.0)
@@ -126,67 +172,154 @@ def train_loop(
         state = _load_checkpoint(checkpoint_dir, named, optimizer)
         log.info("%s: resuming at step %d", name, state["step"])
     resumed_from = int(state["step"])
-    model, optimizer = accelerator.prepare(model, optimizer)
-    model.train()
+    per_example = config.loss_per == "example"
+    if world == 1:
+        model, optimizer = accelerator.prepare(model, optimizer)
+        trained = model
+    else:  # DDP wraps the loss itself: its forward is the cheap completion loss, not full-vocabulary logits
+        trained, optimizer = accelerator.prepare(_CompletionLoss(model, per_example), optimizer)
+    trained.train()
     start = time.perf_counter() - float(state["elapsed"])
-    world, rank = accelerator.num_processes, accelerator.process_index
     total = config.max_steps
     bar = tqdm(total=total, initial=int(state["step"]), desc=name, unit="step",
                disable=not accelerator.is_main_process)
+    mine: dict[str, Any] = {"rank": rank, "batches": 0, "examples": 0, "first_batches": []}  # this process's share
+    pending = 0  # examples of this process since the last optimizer step
+    shared_progress = _progress(int(state["step"]), float(state["elapsed"]), config)  # replaced by the main's
     done = False
     while not done:
         batches = length_grouped_batches(
             examples, config.batch_size, seed=config.seed, pad_id=pad_id, epoch=int(state["epoch"])
         )
-        for index, batch in enumerate(batches):
-            if index < int(state["batch"]) or index % world != rank:
+        taken = 0
+        for index, batch in _shard(batches, world, rank):
+            taken += 1
+            if index < int(state["batch"]):
                 continue
-            with accelerator.accumulate(model):
+            with accelerator.accumulate(trained):
                 if world == 1:
-                    loss = completion_loss(model, batch, accelerator.device, per_example=config.loss_per == "example")
-                else:  # DDP needs its own forward; the model computes full-sequence logits
-                    loss = model(
-                        input_ids=batch.input_ids.to(accelerator.device),
-                        attention_mask=batch.attention_mask.to(accelerator.device),
-                        labels=batch.labels.to(accelerator.device),
-                    ).loss
+                    loss = completion_loss(model, batch, accelerator.device, per_example=per_example)
+                else:
+                    loss = trained(batch.input_ids.to(accelerator.device), batch.attention_mask.to(accelerator.device),
+                                   batch.labels.to(accelerator.device))
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
                     accelerator.clip_grad_norm_(list(named.values()), config.clip)
-                    progress = _progress(int(state["step"]), time.perf_counter() - start, config)
+                    # one schedule for every process: the main process's progress, as last shared
+                    progress = (_progress(int(state["step"]), time.perf_counter() - start, config) if world == 1
+                                else shared_progress)
                     for group in optimizer.param_groups:
                         group["lr"] = config.lr * _lr_factor(int(state["step"]), progress, config)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
-            state["batch"] = index + 1
-            state["examples"] = int(state["examples"]) + len(batch.input_ids) * world
+            state["batch"] = (index // world + 1) * world  # resume after this process group
+            mine["batches"] += 1
+            mine["examples"] += len(batch.input_ids)
+            if len(mine["first_batches"]) < 8:
+                mine["first_batches"].append(index)
+            pending += len(batch.input_ids)
             if not accelerator.sync_gradients:
                 continue
-            state["step"] = int(state["step"]) + 1
-            state["losses"].append(round(float(loss.detach()), 5))
+            step = int(state["step"]) + 1
+            if after_step is not None:
+                after_step(step)
+            elapsed = time.perf_counter() - start
+            progress = _progress(step, elapsed, config)
+            loss_value = float(loss.detach())
+            if world > 1:  # the main process's clock and budget progress, everyone's loss and examples
+                loss_value, pending, elapsed, progress = _share(accelerator, loss_value, pending, elapsed, progress)
+                shared_progress = progress
+            stop = progress >= 1.0
+            state["step"] = step
+            state["examples"] = int(state["examples"]) + pending
+            pending = 0
+            state["losses"].append(round(loss_value, 5))
+            state["elapsed"] = elapsed
             bar.update(1)
-            if int(state["step"]) % config.log_every == 0:
+            if step % config.log_every == 0:
                 recent = state["losses"][-config.log_every :]
                 bar.set_postfix(loss=f"{sum(recent) / len(recent):.3f}")
-            if after_step is not None:
-                after_step(int(state["step"]))
-            elapsed = time.perf_counter() - start
-            state["elapsed"] = elapsed
-            if checkpoint_dir is not None and int(state["step"]) % config.checkpoint_every == 0:
+            if checkpoint_dir is not None and step % config.checkpoint_every == 0:
                 _save_checkpoint(checkpoint_dir, named, optimizer, state, accelerator)
-            if _progress(int(state["step"]), elapsed, config) >= 1.0:
+            if stop:
                 done = True
                 break
         else:
+            if taken == 0:
+                raise ConfigError(f"{name}: {len(examples)} examples make fewer batches of {config.batch_size}"
+                                  f" than the {world} processes; use fewer processes or a smaller batch")
             state["epoch"] = int(state["epoch"]) + 1
             state["batch"] = 0
     bar.close()
+    trained.eval()
     model.eval()
-    state["elapsed"] = time.perf_counter() - start
+    processes = _gather_shares(accelerator, mine) if world > 1 else [mine]
+    if world > 1:
+        log.info("%s: %d processes, batches per process %s", name, world, [p["batches"] for p in processes])
+    state["elapsed"] = time.perf_counter() - start if world == 1 else float(state["elapsed"])
     if checkpoint_dir is not None:
         _save_checkpoint(checkpoint_dir, named, optimizer, state, accelerator)
     return LoopResult(int(state["step"]), int(state["examples"]), float(state["elapsed"]),
-                      list(state["losses"]), resumed_from)
+                      list(state["losses"]), resumed_from, world, processes)
+
+
+def _shard(batches: Iterable[Any], world: int, rank: int) -> Iterator[tuple[int, Any]]:
+    """``(index, batch)`` of this process: one batch of each full group of ``world`` consecutive
+    batches (the ``rank``-th). A last group with fewer than ``world`` batches is dropped, so every
+    process gets the same number of batches (one process with an extra batch would wait forever in
+    its gradient all-reduce)."""
+    group: list[tuple[int, Any]] = []
+    for index, batch in enumerate(batches):
+        group.append((index, batch))
+        if len(group) == world:
+            yield group[rank]
+            group = []
+
+
+def _share(accelerator: Any, loss: float, examples: int, elapsed: float,
+           progress: float) -> tuple[float, int, float, float]:
+    """One all-reduce after an optimizer step: the mean loss, the examples of every process, and
+    the main process's clock and budget progress (the others contribute zeros). The progress sets
+    every process's learning rate and, at 1, stops them all: each process's own budget may differ
+    (it is what the pipeline left after that process's own stage 2), the main process's rules."""
+    main = accelerator.is_main_process
+    values = torch.tensor([loss, float(examples), elapsed if main else 0.0, progress if main else 0.0],
+                          dtype=torch.float64, device=accelerator.device)
+    torch.distributed.all_reduce(values)
+    total_loss, total_examples, shared_elapsed, shared_progress = values.tolist()
+    return total_loss / accelerator.num_processes, int(total_examples), shared_elapsed, shared_progress
+
+
+def _gather_shares(accelerator: Any, mine: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every process's ``{batches, examples, first_batches}``, in rank order (a collective).
+
+    Each process fills its own row, shifted by one so the zeros of the other rows add nothing
+    (``-1`` marks an unused batch slot)."""
+    slots = 8
+    rows = torch.zeros((accelerator.num_processes, 2 + slots), dtype=torch.float64, device=accelerator.device)
+    first = list(mine["first_batches"])[:slots]
+    own = [mine["batches"], mine["examples"], *first, *([-1] * (slots - len(first)))]
+    rows[accelerator.process_index] = torch.tensor(own, dtype=torch.float64, device=accelerator.device) + 1
+    torch.distributed.all_reduce(rows)
+    out = []
+    for rank, row in enumerate((rows - 1).tolist()):
+        out.append({"rank": rank, "batches": int(row[0]), "examples": int(row[1]),
+                    "first_batches": [int(v) for v in row[2:] if v >= 0]})
+    return out
+
+
+class _CompletionLoss(torch.nn.Module):
+    """:func:`completion_loss` as a module, so DistributedDataParallel wraps the loss itself (its
+    forward must run for the gradient all-reduce) and keeps the cheap output head."""
+
+    def __init__(self, model: torch.nn.Module, per_example: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.per_example = per_example
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        batch = SimpleNamespace(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+        return completion_loss(self.model, batch, input_ids.device, per_example=self.per_example)
 
 
 def completion_loss(model: torch.nn.Module, batch: Any, device: Any, *, per_example: bool = False) -> torch.Tensor:

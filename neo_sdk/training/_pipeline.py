@@ -19,9 +19,19 @@ from neo_sdk.model import DEFAULT_BASE, load_base_model, resolve_base
 from neo_sdk.prompts import default_prompts_dir, load_prompts
 from neo_sdk.sids import SIDTable
 from neo_sdk.tasks import (
+    STAGE2_TASKS,
+    STAGE3_TASKS,
     CatalogFacts,
     build_alignment_examples,
     build_instruction_examples,
+)
+from neo_sdk.training._budget import (
+    MIN_FEATURE_EXAMPLES,
+    SAVE_RESERVE_SECONDS,
+    fit_seconds,
+    mean_length,
+    plan_budget,
+    seconds_per_token,
 )
 from neo_sdk.training._format import ExampleEncoder
 from neo_sdk.training._loop import plot_losses
@@ -31,14 +41,14 @@ from neo_sdk.training._probe import (
     probe_sid_to_type,
     probe_text_to_sid,
 )
-from neo_sdk.training.alignment import AlignConfig, align, sid_rows
+from neo_sdk.training.alignment import AlignConfig, align, fit_sample, sid_rows
 from neo_sdk.training.instruction import InstructConfig, instruct
 from neo_sdk.vocab import SIDVocab
 
 log = logging.getLogger(__name__)
 
 Stage = Literal["align", "instruct", "all"]
-REPLAY_TASKS = ("sid_to_type", "sid_to_text", "text_to_sid")
+REPLAY_TASKS = STAGE2_TASKS
 
 
 @dataclass(frozen=True)
@@ -49,7 +59,10 @@ class TrainSettings:
     num_hidden_layers: int | None = field(default=None, metadata={"help": "fast preset: first N layers"})
     stage: str = field(default="all", metadata={"help": "align, instruct or all"})
     max_minutes: float = field(default=15.0, metadata={
-        "help": "budget for both stages together; the quality probes run outside it, timed apart"})
+        "help": "budget for the whole run (loading, both stages, saving); the quality probes run"
+                " after it, timed apart"})
+    align_share: float = field(default=0.25, metadata={
+        "help": "largest share of the budget stage 2 may take (its feature pass shrinks to fit)"})
     max_steps: int | None = field(default=None, metadata={"help": "stage 3 step cap"})
     full: bool = field(default=False, metadata={"help": "full fine-tuning in stage 3 instead of LoRA"})
     lora_layers: int | None = 8
@@ -60,7 +73,9 @@ class TrainSettings:
     max_history: int = 10
     cuts_per_user: int = 4
     instruction_tasks: tuple[str, ...] = ("next_item", "search", "explain", "profile", "like_this")
-    target_type: str = field(default="movie", metadata={"help": "type of next-item probes"})
+    target_types: tuple[str, ...] = field(default=(), metadata={
+        "help": "entity types of the next-item probes (default: every type users interact with,"
+                " in proportion to its share of the log)"})
     replay_share: float = field(default=0.2, metadata={"help": "stage 2 examples mixed into stage 3"})
     replay_weights: tuple[tuple[str, float], ...] = field(
         default=(("sid_to_type", 4.0), ("sid_to_text", 1.0), ("text_to_sid", 1.0)),
@@ -78,6 +93,18 @@ class TrainSettings:
             raise ConfigError(f"stage must be align, instruct or all (got {self.stage!r})")
         if self.max_minutes <= 0:
             raise ConfigError("max_minutes must be > 0")
+        if not 0 < self.align_share < 1:
+            raise ConfigError(f"align_share must be in (0, 1) (got {self.align_share})")
+        if self.lora_layers is not None and self.lora_layers < 1:
+            raise ConfigError(f"lora_layers must be >= 1, or None for every layer (got {self.lora_layers})")
+        if self.loss_per not in ("token", "example"):
+            raise ConfigError(f"loss_per must be token or example (got {self.loss_per!r})")
+        if self.batch_size < 1 or self.lr <= 0 or (self.max_steps is not None and self.max_steps < 1):
+            raise ConfigError("batch_size and max_steps must be >= 1 and lr > 0")
+        unknown_tasks = sorted(set(self.instruction_tasks) - set(STAGE3_TASKS))
+        if unknown_tasks or not self.instruction_tasks:
+            raise ConfigError(f"instruction_tasks: unknown or none {unknown_tasks}; stage 3 tasks are"
+                              f" {list(STAGE3_TASKS)}")
         unknown = sorted({task for task, _ in self.replay_weights} - set(REPLAY_TASKS))
         if unknown:
             raise ConfigError(f"replay_weights: unknown task(s) {unknown}; stage 2 tasks are {list(REPLAY_TASKS)}")
@@ -113,24 +140,30 @@ def balanced_sample(examples: list[Any], n: int, rng: random.Random, *, key: Any
 
 def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: bool = False,
           probes: bool = True) -> dict[str, Any]:
-    """Train a bundle from a catalog with SIDs. Returns the metrics written to the manifest."""
-    from accelerate import PartialState
+    """Train a bundle from a catalog with SIDs. Returns the metrics written to the manifest.
 
+    ``settings.max_minutes`` bounds everything but the probes: the plan of what it buys is logged
+    before training (``neo_sdk.training._budget``) and saved in the metrics as ``budget``.
+    """
     from neo_sdk.bundle import load_bundle, save_bundle
+    from neo_sdk.training._loop import process_state
 
-    main_process = PartialState().is_main_process  # under `accelerate launch`, one writer
+    state = process_state()  # CPU-aware: N processes without GPUs form one CPU (gloo) group
+    main_process = state.is_main_process  # under `accelerate launch`, one writer
     probes = probes and main_process
     started = time.perf_counter()
+    deadline = started + settings.max_minutes * 60
     out = Path(out)
     work = out.with_name(out.name + ".work")
     work.mkdir(parents=True, exist_ok=True)
     catalog = Catalog(db)
     table = SIDTable.load(catalog)
+    types = catalog.target_types(settings.target_types)  # checked before any minutes are spent
     prompts = load_prompts()
-    metrics: dict[str, Any] = {"stage": settings.stage}
+    metrics: dict[str, Any] = {"stage": settings.stage, "target_types": types}
     curves: dict[str, list[float]] = {}
     torch.manual_seed(settings.seed)
-    probe_seconds = 0.0  # the probes evaluate; the budget is for training
+    run_align, run_instruct = settings.stage in ("align", "all"), settings.stage in ("instruct", "all")
 
     if settings.stage == "instruct":  # continue from a stage-2 bundle at `out`
         contents = load_bundle(out, catalog=catalog, merge=False)
@@ -140,7 +173,7 @@ def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: b
         model, tokenizer, vocab = contents.model, contents.tokenizer, contents.vocab
         metrics.update(contents.manifest.get("metrics", {}))
     else:
-        device = "cuda" if torch.cuda.is_available() else None
+        device = str(state.device) if state.device.type == "cuda" else None  # one GPU per process
         model, tokenizer = load_base_model(settings.base, num_hidden_layers=settings.num_hidden_layers,
                                            device=device)
         vocab = SIDVocab.from_table(table)
@@ -148,25 +181,15 @@ def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: b
         vocab.resize_model(model, seed=settings.seed)
     encoder = ExampleEncoder(tokenizer, vocab, system=prompts.system)
     facts = CatalogFacts(catalog, prompts)
+    pad_id = encoder.pad_id
 
-    if settings.stage in ("align", "all"):
-        titles = {i: facts.label(i) for t in facts.by_type for i in facts.by_type[t]}
-        examples = build_alignment_examples(catalog, prompts, seed=settings.seed, facts=facts)
-        result = align(model, tokenizer, vocab, table, examples, AlignConfig(seed=settings.seed),
-                       titles=titles, encoder=encoder, checkpoint_dir=work / "align", resume=resume)
-        metrics["align"] = result.to_json() | {"examples": len(examples)}
-        curves["stage 2 output fit"] = result.fit_losses
-        if probes:
-            # No SID -> type probe here: the frozen model never answers with a type word (0.0 in
-            # every run); it would take ~45 s. Stage 3 probes it.
-            probe_started = time.perf_counter()
-            decoder = build_decoder(model, encoder)
-            metrics["align"]["text_to_sid"] = probe_text_to_sid(decoder, facts, prompts, n=settings.probe_items)
-            log.info("stage 2 probe: text_to_sid %s", metrics["align"]["text_to_sid"])
-            probe_seconds += time.perf_counter() - probe_started
-
-    if settings.stage in ("instruct", "all"):
-        split = leave_one_out(catalog)
+    # ---- every example first, so the plan can say what the budget buys before training starts
+    align_config = AlignConfig(seed=settings.seed)
+    align_examples = build_alignment_examples(catalog, prompts, seed=settings.seed, facts=facts) if run_align else []
+    split = leave_one_out(catalog) if run_instruct else None
+    encoded: list[Any] = []
+    if run_instruct:
+        assert split is not None
         examples = build_instruction_examples(
             catalog, split, prompts, seed=settings.seed, tasks=settings.instruction_tasks,
             max_history=settings.max_history, cuts_per_user=settings.cuts_per_user,
@@ -185,27 +208,72 @@ def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: b
         train_encoder = ExampleEncoder(tokenizer, vocab, system=prompts.system,
                                        history_loss=("next_item",) if settings.history_loss else ())
         encoded = [train_encoder.encode(e) for e in examples]
-        # Stage 3 gets what stage 2 left of the budget. It is compute-bound on a CPU (0.4 of an epoch
-        # in 15 minutes on 2 cores; one GPU epoch scored next item 1.93x popularity, bench/RESULTS.md),
-        # so the probes no longer take two minutes of it.
-        spent = (time.perf_counter() - started - probe_seconds) / 60
-        minutes = max(0.5, settings.max_minutes - spent)
+        metrics["instruct_examples"] = len(examples)
+
+    # ---- the plan: measured forward passes, then the split of what is left
+    query_items = {str(e.meta.get("item")) for e in align_examples if e.task == "text_to_sid"}
+    n_queries = min(len(query_items), align_config.fit_items or len(query_items))
+    wanted = n_queries + round(n_queries * align_config.fit_other_share / (1 - align_config.fit_other_share))
+    align_sample = [encoder.encode(e) for e in random.Random(settings.seed).sample(
+        align_examples, min(200, len(align_examples)))]
+    per_token = seconds_per_token(model, align_sample or encoded, pad_id=pad_id)
+    plan = plan_budget(
+        total_seconds=settings.max_minutes * 60, spent_seconds=time.perf_counter() - started,
+        align_share=settings.align_share, stages=settings.stage,
+        feature_seconds_per_example=per_token * mean_length(align_sample),
+        feature_examples_wanted=wanted, instruct_examples=len(encoded),
+        output_fit_seconds=fit_seconds(
+            steps=align_config.fit_steps if run_align else 0, positions=wanted * 8,  # supervised tokens: a SID span or a short text
+            new_tokens=len(sid_rows(vocab)), hidden=int(model.config.hidden_size)),
+        batch_seconds=per_token * mean_length(encoded) * settings.batch_size,
+        batch_size=settings.batch_size, full=settings.full, max_steps=settings.max_steps,
+    )
+    log.info("%s", plan.describe())
+    metrics["budget"] = dataclasses.asdict(plan) | {"epochs": round(plan.epochs, 3)}
+
+    probe_seconds = 0.0  # the probes evaluate; the budget is for training
+    if run_align:
+        if plan.align_examples < wanted:  # the budget is short: fewer text -> SID queries
+            fit_items = int(plan.align_examples * (1 - align_config.fit_other_share))
+            align_config = dataclasses.replace(
+                align_config, fit_items=max(1, fit_items), fit_output=fit_items >= MIN_FEATURE_EXAMPLES)
+        titles = {i: facts.label(i) for t in facts.by_type for i in facts.by_type[t]}
+        result = align(model, tokenizer, vocab, table, align_examples, align_config,
+                       titles=titles, encoder=encoder, checkpoint_dir=work / "align", resume=resume,
+                       deadline=time.perf_counter() + plan.align)
+        metrics["align"] = result.to_json() | {"examples": len(align_examples),
+                                               "fit_items": align_config.fit_items if align_config.fit_output else 0}
+        curves["stage 2 output fit"] = result.fit_losses
+        if probes:
+            # No SID -> type probe here: the frozen model never answers with a type word (0.0 in
+            # every run); it would take ~45 s. Stage 3 probes it.
+            probe_started = time.perf_counter()
+            decoder = build_decoder(model, encoder)
+            metrics["align"]["text_to_sid"] = probe_text_to_sid(decoder, facts, prompts, n=settings.probe_items)
+            log.info("stage 2 probe: text_to_sid %s", metrics["align"]["text_to_sid"])
+            probe_seconds += time.perf_counter() - probe_started
+
+    if run_instruct:
+        assert split is not None
+        # Stage 3 gets what is left of the budget (less the save reserve). It is compute-bound on a
+        # CPU (0.4 of an epoch in 15 minutes on 2 cores; one GPU epoch scored next item 1.93x
+        # popularity, bench/RESULTS.md), so the probes do not take their minutes from it.
+        left = deadline + probe_seconds - time.perf_counter() - SAVE_RESERVE_SECONDS
         config = InstructConfig(
-            full=settings.full, lora_layers=settings.lora_layers, max_minutes=minutes,
+            full=settings.full, lora_layers=settings.lora_layers, max_minutes=max(left, 1.0) / 60,
             max_steps=settings.max_steps, batch_size=settings.batch_size, lr=settings.lr, seed=settings.seed,
             loss_per=settings.loss_per,
         )
-        model, loop = instruct(model, encoded, config, new_rows=sid_rows(vocab),
-                               pad_id=int(tokenizer.pad_token_id), checkpoint_dir=work / "instruct",
-                               resume=resume)
+        model, loop = instruct(model, encoded, config, new_rows=sid_rows(vocab), pad_id=pad_id,
+                               checkpoint_dir=work / "instruct", resume=resume)
         curves["stage 3"] = loop.losses
         metrics["instruct"] = {"loop": {k: v for k, v in loop.to_json().items() if k != "losses"},
-                               "examples": len(examples), "config": dataclasses.asdict(config)}
+                               "examples": len(encoded), "config": dataclasses.asdict(config)}
         if probes:
             probe_started = time.perf_counter()
             decoder = build_decoder(model, encoder)
             metrics["instruct"]["next_item_valid"] = probe_next_item(
-                decoder, split, prompts, entity_type=settings.target_type, n=settings.probe_users,
+                decoder, split, prompts, entity_types=types, n=settings.probe_users,
                 max_history=settings.max_history)
             metrics["instruct"]["text_to_sid"] = probe_text_to_sid(
                 decoder, facts, prompts, n=max(1, settings.probe_items // 2))
@@ -214,13 +282,14 @@ def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: b
             log.info("stage 3 probes: %s", {k: metrics["instruct"][k]
                                             for k in ("next_item_valid", "text_to_sid", "sid_to_type")})
             probe_seconds += time.perf_counter() - probe_started
-    metrics["seconds"] = round(time.perf_counter() - started, 1)
-    metrics["train_seconds"] = round(metrics["seconds"] - probe_seconds, 1)
-    metrics["probe_seconds"] = round(probe_seconds, 1)
-    png = plot_losses(curves, work / "loss.png") if any(curves.values()) else None
     if not main_process:
         catalog.close()
         return metrics
+    png = plot_losses(curves, work / "loss.png") if any(curves.values()) else None
+    save_started = time.perf_counter()
+    metrics["seconds"] = round(save_started - started, 1)  # saving not included: bench/train_budget.py times it
+    metrics["train_seconds"] = round(metrics["seconds"] - probe_seconds, 1)
+    metrics["probe_seconds"] = round(probe_seconds, 1)
     save_bundle(
         out, model=model, tokenizer=tokenizer, vocab=vocab, table=table, base_ref=settings.base,
         base_folder=resolve_base(settings.base), prompts_dir=default_prompts_dir(), catalog_path=str(db),
@@ -229,5 +298,7 @@ def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: b
         num_hidden_layers=settings.num_hidden_layers,
         extra_files={"loss.png": png} if png else None,
     )
+    log.info("bundle saved in %.1f s; training took %.0f s of a %.0f s budget; probes %.0f s apart",
+             time.perf_counter() - save_started, metrics["train_seconds"], settings.max_minutes * 60, probe_seconds)
     catalog.close()
     return metrics

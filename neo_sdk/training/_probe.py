@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import math
 import random
 from collections import Counter
 from collections.abc import Sequence
@@ -112,46 +111,64 @@ def probe_text_to_sid(decoder: Decoder, facts: CatalogFacts, prompts: PromptSet,
             f"hit@{k}": sum(item in got for item, got in rankings.items()) / m}
 
 
-def probe_next_item(decoder: Decoder, split: Split, prompts: PromptSet, *, entity_type: str,
-                    n: int | None = 200, seed: int = 0, k: int = 10, max_history: int = 20,
-                    batch: int = 8, stage: str = "valid", family: str = "eval") -> dict[str, float]:
+def probe_next_item(decoder: Decoder, split: Split, prompts: PromptSet, *,
+                    entity_types: Sequence[str] | None = None, n: int | None = 200, seed: int = 0, k: int = 10,
+                    max_history: int = 20, batch: int = 8, stage: str = "valid",
+                    family: str = "eval") -> dict[str, Any]:
     """HR@k / NDCG@k on ``stage`` targets (seen items excluded) vs popularity on the same users.
 
-    ``family``: the phrasings asked (``eval``: held out from training; ``train``: the phrasing
-    family the runtime's sessions use).
+    Each user is asked for the entity type of their own target (the request names the type, as a
+    person asking "recommend a podcast" does), so a catalog with several interacted types is
+    probed on each in proportion to its share of the targets; ``entity_types`` keeps only targets
+    of those types (``None``: every type). Popularity ranks the items of the same type by training
+    interactions. ``per_type`` breaks the numbers down.
 
-    ``n=None`` evaluates every user. Validation uses the training history; test also sees the
-    validation item, as in the leave-one-out protocol.
+    ``family``: the phrasings asked (``eval``: held out from training; ``train``: the phrasing
+    family the runtime's sessions use). ``n=None`` evaluates every user. Validation uses the
+    training history; test also sees the validation item, as in the leave-one-out protocol.
     """
+    from neo_sdk.evaluation import hit_rate, ndcg, target_ranks  # one scorer for probes and neo eval
+
+    table = decoder.encoder.vocab.table
+    type_of = {str(i): t for t in table.entity_types for i in table.by_type(t).item_ids}
     rng = random.Random(seed)
     targets = split.valid if stage == "valid" else split.test
     histories = split.valid_history if stage == "valid" else split.test_history
-    users = _sample(list(targets), n if n is not None else len(targets), seed)
+    wanted = set(entity_types) if entity_types else None
+    eligible = [u for u, target in targets.items()
+                if target in type_of and (wanted is None or type_of[target] in wanted)]
+    users = _sample(eligible, n if n is not None else len(eligible), seed)
     popularity = Counter(i for h in split.train.values() for i in h)
-    ranked_pop = [i for i, _ in popularity.most_common() if i.startswith(f"{entity_type}:")]
-    model_hits = model_ndcg = pop_hits = pop_ndcg = 0.0
+    ranked_pop: dict[str, list[str]] = {}
+    for item, _ in popularity.most_common():
+        if item in type_of:
+            ranked_pop.setdefault(type_of[item], []).append(item)
+    model_lists, pop_lists = [], []
     for start in tqdm(range(0, len(users), batch), desc="probe next item", unit="batch"):
         group = users[start : start + batch]
         prompts_ids, filters = [], []
         for user in group:
-            history = histories[user]
+            history, etype = histories[user], type_of[targets[user]]
             prompt = prompts.render("next_item", family, rng, history=format_history(history, max_history),
-                                    type=entity_type, user=user)
+                                    type=etype, user=user)
             prompts_ids.append(decoder.encoder.prompt_ids(prompt))
-            filters.append(TrieFilter.create(decoder.trie, entity_types=[entity_type], exclude=set(history)))
+            filters.append(TrieFilter.create(decoder.trie, entity_types=[etype], exclude=set(history)))
         results = beam_search_items(decoder.model, prompts_ids, decoder.trie, decoder.tokens, k=k,
                                     filters=filters)
-        for user, ranked in zip(group, results):
-            target = targets[user]
-            got = [r.item_id for r in ranked]
-            if target in got:
-                model_hits += 1
-                model_ndcg += 1 / math.log2(got.index(target) + 2)
+        for user, ranked in zip(group, results, strict=True):
+            model_lists.append([r.item_id for r in ranked])
             seen = set(histories[user])
-            pop = [i for i in ranked_pop if i not in seen][:k]
-            if target in pop:
-                pop_hits += 1
-                pop_ndcg += 1 / math.log2(pop.index(target) + 2)
-    m = max(1, len(users))
-    return {f"hr@{k}": model_hits / m, f"ndcg@{k}": model_ndcg / m,
-            f"popularity_hr@{k}": pop_hits / m, f"popularity_ndcg@{k}": pop_ndcg / m, "users": len(users)}
+            pop_lists.append([i for i in ranked_pop.get(type_of[targets[user]], []) if i not in seen][:k])
+    goal = [targets[u] for u in users]
+    model_ranks, pop_ranks = target_ranks(model_lists, goal), target_ranks(pop_lists, goal)
+
+    def scores(mask: np.ndarray) -> dict[str, float]:
+        mean = (lambda v: float(v[mask].mean()) if mask.any() else 0.0)
+        return {f"hr@{k}": mean(hit_rate(model_ranks, k)), f"ndcg@{k}": mean(ndcg(model_ranks, k)),
+                f"popularity_hr@{k}": mean(hit_rate(pop_ranks, k)),
+                f"popularity_ndcg@{k}": mean(ndcg(pop_ranks, k)), "users": int(mask.sum())}
+
+    user_types = np.array([type_of[t] for t in goal], dtype=object)
+    out: dict[str, Any] = scores(np.ones(len(users), dtype=bool))
+    out["per_type"] = {t: scores(user_types == t) for t in sorted(set(user_types.tolist()))}
+    return out

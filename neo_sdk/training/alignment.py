@@ -100,6 +100,7 @@ def sid_rows(vocab: SIDVocab) -> list[int]:
 
 
 _WORD = re.compile(r"[a-z]{4,}")
+_WORD_START = ("\u0120", "\u2581")  # a leading space: Ġ in byte-level BPE, ▁ in SentencePiece
 
 
 def anchor_words(tokenizer: Any, vocab: SIDVocab, table: SIDTable, titles: dict[str, str]) -> dict[int, int]:
@@ -113,7 +114,7 @@ def anchor_words(tokenizer: Any, vocab: SIDVocab, table: SIDTable, titles: dict[
     first_new = min(sid_rows(vocab))
     pool: dict[str, int] = {}
     for token_id, piece in enumerate(tokenizer.convert_ids_to_tokens(list(range(first_new)))):
-        if piece and piece[0] == "\u0120" and _WORD.fullmatch(piece[1:]):
+        if piece and piece[0] in _WORD_START and _WORD.fullmatch(piece[1:]):
             pool.setdefault(piece[1:], token_id)
     spare = iter(sorted(pool.values()))
     taken: set[int] = set()
@@ -207,12 +208,14 @@ def train_rows(
 @torch.no_grad()
 def cache_features(
     model: torch.nn.Module, encoded: Sequence[Encoded], *, pad_id: int, first_new: int,
-    batch_size: int = 32,
+    batch_size: int = 32, deadline: float | None = None, seed: int = 0,
 ) -> dict[str, torch.Tensor]:
     """One frozen pass: per supervised position, hidden state, old-vocab LSE and target.
 
     Only the backbone runs over whole sequences; the output head is applied to the supervised
-    positions alone (most positions are prompt).
+    positions alone (most positions are prompt). Examples go in a random order, sorted by length
+    only within chunks of 8 batches, so a pass stopped at ``deadline`` (``time.perf_counter()``
+    seconds) has covered a random part of them.
 
     Shapes: ``hidden`` (P, H), ``lse_old`` (P,), ``target`` (P,), ``target_logit_old`` (P,)
     (the old-vocabulary logit of the target; unused where the target is a SID token).
@@ -221,8 +224,15 @@ def cache_features(
     head_old = model.get_output_embeddings().weight[:first_new]
     device = head_old.device
     hidden, lse, target, target_logit = [], [], [], []
-    order = sorted(range(len(encoded)), key=lambda k: len(encoded[k].input_ids))
+    order = list(range(len(encoded)))
+    random.Random(seed).shuffle(order)
+    chunk = 8 * batch_size
+    order = [k for c in range(0, len(order), chunk)
+             for k in sorted(order[c : c + chunk], key=lambda k: len(encoded[k].input_ids))]
     for start in tqdm(range(0, len(order), batch_size), desc="stage 2 features", unit="batch"):
+        if deadline is not None and start and time.perf_counter() > deadline:
+            log.warning("stage 2 feature pass stopped at its budget after %d of %d examples", start, len(order))
+            break
         batch = collate([encoded[k] for k in order[start : start + batch_size]], pad_id)
         h = body(input_ids=batch.input_ids.to(device),
                  attention_mask=batch.attention_mask.to(device)).last_hidden_state
@@ -268,8 +278,10 @@ def fit_sample(examples: Sequence[Example], encoded: Sequence[Encoded], config: 
 
 def fit_output_rows(
     model: torch.nn.Module, features: dict[str, torch.Tensor], vocab: SIDVocab, config: AlignConfig,
+    *, deadline: float | None = None,
 ) -> list[float]:
-    """Step 3: fit the SID rows of the (untied) output head on cached features."""
+    """Step 3: fit the SID rows of the (untied) output head on cached features (stops early at
+    ``deadline``, a ``time.perf_counter()`` value)."""
     head = model.get_output_embeddings().weight
     new = torch.as_tensor(sorted(sid_rows(vocab)), dtype=torch.long)
     first_new, last_new = int(new.min()), int(new.max())
@@ -286,6 +298,9 @@ def fit_output_rows(
     n = len(target)
     batch = max(1024, n // max(1, config.fit_batch))
     for step in tqdm(range(config.fit_steps), desc="stage 2 output fit", unit="step"):
+        if deadline is not None and step and time.perf_counter() > deadline:
+            log.warning("stage 2 output fit stopped at its budget after %d of %d steps", step, config.fit_steps)
+            break
         idx = torch.randint(0, n, (min(batch, n),), generator=generator)
         logits_new = h[idx] @ weight.T  # (b, n_new)
         lse = torch.logaddexp(lse_old[idx], torch.logsumexp(logits_new, -1))
@@ -315,10 +330,14 @@ def align(
     encoder: ExampleEncoder,
     checkpoint_dir: Path | None = None,
     resume: bool = False,
+    deadline: float | None = None,
 ) -> AlignResult:
-    """Run stage 2 on a model whose tokenizer and embeddings already hold the SID vocabulary."""
+    """Run stage 2 on a model whose tokenizer and embeddings already hold the SID vocabulary.
+
+    ``deadline`` (a ``time.perf_counter()`` value) ends the feature pass and the output fit early.
+    """
     seconds: dict[str, float] = {}
-    pad_id = int(tokenizer.pad_token_id)
+    pad_id = int(encoder.pad_id)
     for param in model.parameters():
         param.requires_grad_(False)
     t0 = time.perf_counter()
@@ -343,10 +362,11 @@ def align(
         t0 = time.perf_counter()
         model.eval()
         sample = fit_sample(examples, encoded, config)
-        features = cache_features(model, sample, pad_id=pad_id, first_new=min(sid_rows(vocab)))
+        features = cache_features(model, sample, pad_id=pad_id, first_new=min(sid_rows(vocab)),
+                                  deadline=deadline, seed=config.seed)
         seconds["feature_pass"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        fit_losses = fit_output_rows(model, features, vocab, config)
+        fit_losses = fit_output_rows(model, features, vocab, config, deadline=deadline)
         seconds["output_fit"] = time.perf_counter() - t0
     model.eval()
     return AlignResult(rows, fit_losses, seconds)
