@@ -11,7 +11,7 @@ import pytest
 from neo_sdk import Catalog
 from neo_sdk.cli import main
 from neo_sdk.errors import ConfigError
-from neo_sdk.training._budget import SAVE_RESERVE_SECONDS, plan_budget
+from neo_sdk.training._budget import ESTIMATE_MARGIN, SAVE_RESERVE_SECONDS, plan_budget
 from tests.conftest import build_sample_catalog
 
 PLAN = {"align_share": 0.25, "stages": "all", "feature_seconds_per_example": 0.1, "output_fit_seconds": 5.0,
@@ -22,8 +22,10 @@ def test_stage_2_shrinks_to_its_share_and_stage_3_gets_the_rest() -> None:
     plan = plan_budget(total_seconds=600, spent_seconds=40, feature_examples_wanted=3000, **PLAN)
     left = 600 - 40 - SAVE_RESERVE_SECONDS
     assert plan.align == pytest.approx(0.25 * left)
-    # 3,000 examples at 0.1 s would take 300 s; 137.5 s of stage 2 less the 5 s fit buys 1,325
-    assert plan.align_examples == int((0.25 * left - 5.0) / 0.1) < 3000
+    # 3,000 examples at 0.1 s (1.3 x the estimate, its margin) would take 390 s; 137.5 s of stage 2
+    # less the 5 s fit buys 1,019
+    assert plan.align_examples == int((0.25 * left - 5.0) / (ESTIMATE_MARGIN * 0.1)) < 3000
+    assert plan.align_fit == 5.0
     assert plan.instruct == pytest.approx(left - plan.align)
     assert plan.steps == int(plan.instruct / 1.7)
     assert plan.align + plan.instruct + plan.setup + SAVE_RESERVE_SECONDS == pytest.approx(600)
@@ -33,7 +35,7 @@ def test_stage_2_shrinks_to_its_share_and_stage_3_gets_the_rest() -> None:
 def test_what_stage_2_does_not_need_goes_to_stage_3() -> None:
     plan = plan_budget(total_seconds=600, spent_seconds=40, feature_examples_wanted=100, **PLAN)
     assert plan.align_examples == 100
-    assert plan.align == pytest.approx(100 * 0.1 + 5.0)
+    assert plan.align == pytest.approx(ESTIMATE_MARGIN * 100 * 0.1 + 5.0)
     assert plan.instruct == pytest.approx(600 - 40 - SAVE_RESERVE_SECONDS - plan.align)
 
 

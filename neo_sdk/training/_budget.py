@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 #: optimizer at batch 16). Full fine-tuning backpropagates through every layer.
 STEP_COST = {"lora": 1.7, "full": 3.2}
 SAVE_RESERVE_SECONDS = 10.0  # writing the bundle (safetensors, checksums, manifest)
+ESTIMATE_MARGIN = 1.3  # the feature pass ran up to 1.25x its per-token estimate (length-sorted chunks)
 MIN_FEATURE_EXAMPLES = 32  # fewer than one batch of text -> SID queries: the output fit is skipped
 
 
@@ -91,6 +92,7 @@ class BudgetPlan:
     total: float
     setup: float  # already spent: model load, catalog facts, examples
     align: float  # stage 2 allowance (0 when the stage does not run)
+    align_fit: float  # of which the output fit (its feature pass stops this long before the end)
     align_examples: int  # feature-pass examples that fit the allowance
     align_examples_wanted: int  # feature-pass examples the settings ask for
     instruct: float  # stage 3 allowance (0 when the stage does not run)
@@ -143,14 +145,15 @@ def plan_budget(
         align = max(0.0, left * (align_share if run_instruct else 1.0))
     per_example = max(feature_seconds_per_example, 1e-6)
     fit = min(output_fit_seconds, 0.2 * align)  # the fit stops at the deadline when it is longer
-    align_examples = min(feature_examples_wanted, int((align - fit) / per_example))
+    align_examples = min(feature_examples_wanted, int((align - fit) / (ESTIMATE_MARGIN * per_example)))
     if run_align and run_instruct:  # a ceiling: what stage 2 does not need goes to stage 3
-        align = min(align, feature_examples_wanted * per_example + output_fit_seconds)
+        align = min(align, ESTIMATE_MARGIN * feature_examples_wanted * per_example + output_fit_seconds)
     instruct = max(0.0, left - align) if run_instruct else 0.0
     steps = int(instruct / step_seconds) if step_seconds > 0 else 0
     if max_steps is not None:
         steps = min(steps, max_steps)
-    plan = BudgetPlan(total_seconds, spent_seconds, align, align_examples, feature_examples_wanted,
+    plan = BudgetPlan(total_seconds, spent_seconds, align, fit if run_align else 0.0, align_examples,
+                      feature_examples_wanted,
                       instruct, instruct_examples, step_seconds, steps, batch_size)
     if run_instruct and steps < 1:
         need = (spent_seconds + SAVE_RESERVE_SECONDS + (align if run_align else 0.0) + 10 * step_seconds) / 60

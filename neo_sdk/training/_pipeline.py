@@ -41,7 +41,7 @@ from neo_sdk.training._probe import (
     probe_sid_to_type,
     probe_text_to_sid,
 )
-from neo_sdk.training.alignment import AlignConfig, align, fit_sample, sid_rows
+from neo_sdk.training.alignment import AlignConfig, align, sid_rows
 from neo_sdk.training.instruction import InstructConfig, instruct
 from neo_sdk.vocab import SIDVocab
 
@@ -240,7 +240,7 @@ def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: b
         titles = {i: facts.label(i) for t in facts.by_type for i in facts.by_type[t]}
         result = align(model, tokenizer, vocab, table, align_examples, align_config,
                        titles=titles, encoder=encoder, checkpoint_dir=work / "align", resume=resume,
-                       deadline=time.perf_counter() + plan.align)
+                       deadline=time.perf_counter() + plan.align, fit_seconds=plan.align_fit)
         metrics["align"] = result.to_json() | {"examples": len(align_examples),
                                                "fit_items": align_config.fit_items if align_config.fit_output else 0}
         curves["stage 2 output fit"] = result.fit_losses

@@ -249,10 +249,12 @@ def cache_features(
             "target_logit_old": torch.cat(target_logit)}
 
 
-def fit_sample(examples: Sequence[Example], encoded: Sequence[Encoded], config: AlignConfig) -> list[Encoded]:
+def fit_sample(examples: Sequence[Example], encoded: Sequence[Any], config: AlignConfig) -> list[Any]:
     """The examples of the feature pass: one text -> SID query for each of ``fit_items`` items
     (``None``: every item), then ``fit_other_share`` of other tasks, whose text-target positions
-    keep SID tokens from winning where text should follow.
+    keep SID tokens from winning where text should follow. Returns the chosen elements of
+    ``encoded`` (anything with a ``task``, aligned with ``examples``: pass ``examples`` twice to
+    choose before encoding).
 
     The last code of a SID ranks items inside a bucket and carries no content, so the output rows
     place well only items whose query they were fitted on (hit@10 0.31 on unseen phrasings against
@@ -261,8 +263,8 @@ def fit_sample(examples: Sequence[Example], encoded: Sequence[Encoded], config: 
     time that stage 3 needs more.
     """
     rng = random.Random(config.seed)
-    queries: dict[str, list[Encoded]] = {}
-    other: list[Encoded] = []
+    queries: dict[str, list[Any]] = {}
+    other: list[Any] = []
     for example, enc in zip(examples, encoded, strict=True):
         if enc.task == "text_to_sid":
             queries.setdefault(str(example.meta.get("item")), []).append(enc)
@@ -331,10 +333,12 @@ def align(
     checkpoint_dir: Path | None = None,
     resume: bool = False,
     deadline: float | None = None,
+    fit_seconds: float = 0.0,
 ) -> AlignResult:
     """Run stage 2 on a model whose tokenizer and embeddings already hold the SID vocabulary.
 
-    ``deadline`` (a ``time.perf_counter()`` value) ends the feature pass and the output fit early.
+    ``deadline`` (a ``time.perf_counter()`` value) ends the output fit early, and the feature pass
+    ``fit_seconds`` before it, so the fit always gets its time.
     """
     seconds: dict[str, float] = {}
     pad_id = int(encoder.pad_id)
@@ -350,20 +354,19 @@ def align(
                 rows = torch.as_tensor(sorted(anchors), dtype=torch.long)
                 model.get_output_embeddings().weight[rows] = model.get_input_embeddings().weight[rows]
     seconds["init"] = time.perf_counter() - t0
-    encoded = [encoder.encode(e) for e in examples]
     rows = None
     if config.row_steps or config.row_minutes:
         t0 = time.perf_counter()
-        rows = train_rows(model, encoded, vocab, config, pad_id=pad_id,
+        rows = train_rows(model, [encoder.encode(e) for e in examples], vocab, config, pad_id=pad_id,
                           checkpoint_dir=checkpoint_dir, resume=resume)
         seconds["row_training"] = time.perf_counter() - t0
     fit_losses: list[float] = []
     if config.fit_output:
         t0 = time.perf_counter()
         model.eval()
-        sample = fit_sample(examples, encoded, config)
+        sample = [encoder.encode(e) for e in fit_sample(examples, examples, config)]  # only what the pass reads
         features = cache_features(model, sample, pad_id=pad_id, first_new=min(sid_rows(vocab)),
-                                  deadline=deadline, seed=config.seed)
+                                  deadline=None if deadline is None else deadline - fit_seconds, seed=config.seed)
         seconds["feature_pass"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         fit_losses = fit_output_rows(model, features, vocab, config, deadline=deadline)
