@@ -144,10 +144,10 @@ def plan_budget(
     if run_align:
         align = max(0.0, left * (align_share if run_instruct else 1.0))
     per_example = max(feature_seconds_per_example, 1e-6)
-    fit = min(output_fit_seconds, 0.2 * align)  # the fit stops at the deadline when it is longer
+    fit = min(2 * output_fit_seconds, 0.2 * align)  # seconds, cheap to over-reserve; it stops at the deadline
     align_examples = min(feature_examples_wanted, int((align - fit) / (ESTIMATE_MARGIN * per_example)))
     if run_align and run_instruct:  # a ceiling: what stage 2 does not need goes to stage 3
-        align = min(align, ESTIMATE_MARGIN * feature_examples_wanted * per_example + output_fit_seconds)
+        align = min(align, ESTIMATE_MARGIN * feature_examples_wanted * per_example + 2 * output_fit_seconds)
     instruct = max(0.0, left - align) if run_instruct else 0.0
     steps = int(instruct / step_seconds) if step_seconds > 0 else 0
     if max_steps is not None:
