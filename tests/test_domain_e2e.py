@@ -248,4 +248,4 @@ def test_eval_prints_model_and_baselines(podcasts: dict[str, str], capsys: pytes
     assert text.startswith("next episode (test, 6 users") and "neo (beam search)" in text
     assert "popularity" in text and "item-knn" in text and "model vs popularity: HR@10" in text
     assert main(["eval", "--bundle", podcasts["bundle"], "--type", "podcast"]) == 1
-    assert "unknown entity type" in capsys.readouterr().err
+    assert "not an entity type of this catalog" in capsys.readouterr().err
