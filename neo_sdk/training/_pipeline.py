@@ -155,10 +155,10 @@ def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: b
     deadline = started + settings.max_minutes * 60
     out = Path(out)
     work = out.with_name(out.name + ".work")
-    work.mkdir(parents=True, exist_ok=True)
     catalog = Catalog(db)
     table = SIDTable.load(catalog)
     types = catalog.target_types(settings.target_types)  # checked before any minutes are spent
+    work.mkdir(parents=True, exist_ok=True)
     prompts = load_prompts()
     metrics: dict[str, Any] = {"stage": settings.stage, "target_types": types}
     curves: dict[str, list[float]] = {}
