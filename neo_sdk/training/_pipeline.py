@@ -41,7 +41,7 @@ from neo_sdk.training._probe import (
     probe_sid_to_type,
     probe_text_to_sid,
 )
-from neo_sdk.training.alignment import AlignConfig, align, sid_rows
+from neo_sdk.training.alignment import AlignConfig, align, fit_sample, sid_rows
 from neo_sdk.training.instruction import InstructConfig, instruct
 from neo_sdk.vocab import SIDVocab
 
@@ -208,12 +208,9 @@ def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: b
         train_encoder = ExampleEncoder(tokenizer, vocab, system=prompts.system,
                                        history_loss=("next_item",) if settings.history_loss else ())
         encoded = [train_encoder.encode(e) for e in examples]
-        metrics["instruct_examples"] = len(examples)
 
     # ---- the plan: measured forward passes, then the split of what is left
-    query_items = {str(e.meta.get("item")) for e in align_examples if e.task == "text_to_sid"}
-    n_queries = min(len(query_items), align_config.fit_items or len(query_items))
-    wanted = n_queries + round(n_queries * align_config.fit_other_share / (1 - align_config.fit_other_share))
+    wanted = len(fit_sample(align_examples, align_examples, align_config))  # the feature pass's examples
     align_sample = [encoder.encode(e) for e in random.Random(settings.seed).sample(
         align_examples, min(200, len(align_examples)))]
     per_token = seconds_per_token(model, align_sample or encoded, pad_id=pad_id)
