@@ -22,11 +22,11 @@ from safetensors.torch import load_file
 
 from neo_sdk.bundle import load_bundle
 from neo_sdk.catalog import Catalog
+from neo_sdk.decoding import build_decoder
 from neo_sdk.prompts import load_prompts
 from neo_sdk.tasks import CatalogFacts, build_alignment_examples
 from neo_sdk.training import AlignConfig, ExampleEncoder
 from neo_sdk.training._probe import (
-    build_decoder,
     probe_text_to_sid,
     text_to_sid_rankings,
 )

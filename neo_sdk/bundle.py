@@ -141,7 +141,7 @@ def save_bundle(
     from safetensors.torch import save_file
 
     from neo_sdk import __version__
-    from neo_sdk.training._rows import is_tied
+    from neo_sdk.model import is_tied
 
     out = Path(out)
     tmp = out.with_name(out.name + ".tmp")
@@ -159,8 +159,6 @@ def save_bundle(
             del state["lm_head.weight"]
         save_file(state, str(tmp / "model.safetensors"))
     elif kind == "lora":
-        from neo_sdk.training.instruction import lora_state
-
         save_file(lora_state(model), str(tmp / "adapter.safetensors"))
         config = model.peft_config["default"]
         adapter = {
@@ -242,7 +240,7 @@ def load_bundle(path: str | Path, *, catalog: Any = None, base: str | None = Non
     from safetensors.torch import load_file
 
     from neo_sdk.model import load_base_model, resolve_base
-    from neo_sdk.training._rows import untie_output_head
+    from neo_sdk.model import untie_output_head
     from neo_sdk.vocab import SIDVocab
 
     path = Path(path)
@@ -477,3 +475,10 @@ def _tree_hash(folder: Path) -> str:
             digest.update(str(path.relative_to(folder)).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def lora_state(model: Any) -> dict[str, Any]:
+    """The adapter weights of a peft model (tensors by name, for ``adapter.safetensors``)."""
+    from peft import get_peft_model_state_dict
+
+    return {k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(model, save_embedding_layers=False).items()}

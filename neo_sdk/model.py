@@ -576,3 +576,22 @@ def _check_truncated_load(info: dict[str, Any], folder: Path, num_hidden_layers:
             f"loading the first {num_hidden_layers} layers of {folder} did not match its weights: "
             + ", ".join(sorted(map(str, problems))[:5])
         )
+
+
+def untie_output_head(model: torch.nn.Module) -> bool:
+    """Give the output head its own copy of the embedding weight. Returns True if it was tied."""
+    embed = model.get_input_embeddings()
+    head = model.get_output_embeddings()
+    if head is None or head.weight.data_ptr() != embed.weight.data_ptr():
+        return False
+    head.weight = torch.nn.Parameter(embed.weight.detach().clone())
+    model.config.tie_word_embeddings = False
+    if hasattr(model, "_tied_weights_keys"):
+        model._tied_weights_keys = {}
+    return True
+
+
+def is_tied(model: torch.nn.Module) -> bool:
+    """Whether the output head shares the input embedding weight."""
+    head = model.get_output_embeddings()
+    return head is not None and head.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()

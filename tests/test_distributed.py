@@ -59,7 +59,7 @@ import json, random, sys
 from pathlib import Path
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
-from neo_sdk.training._format import Encoded
+from neo_sdk.encoding import Encoded
 from neo_sdk.training._loop import LoopConfig, process_state, train_loop
 
 state = process_state()

@@ -214,7 +214,8 @@ def test_stage3_lora_trains_and_bundle_round_trips(setup, tmp_path: Path) -> Non
 
 
 def test_completion_loss_equals_the_models_own_loss(setup) -> None:
-    from neo_sdk.training._format import Encoded, collate
+    from neo_sdk.encoding import Encoded
+    from neo_sdk.training._format import collate
     from neo_sdk.training._loop import completion_loss
 
     model, _, _ = fresh_model(setup[2])
@@ -227,7 +228,8 @@ def test_completion_loss_equals_the_models_own_loss(setup) -> None:
 
 
 def test_per_example_loss_weighs_every_example_the_same(setup) -> None:
-    from neo_sdk.training._format import Encoded, collate
+    from neo_sdk.encoding import Encoded
+    from neo_sdk.training._format import collate
     from neo_sdk.training._loop import LoopConfig, completion_loss
 
     model, _, _ = fresh_model(setup[2])

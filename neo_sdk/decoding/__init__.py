@@ -13,6 +13,7 @@ from neo_sdk.decoding._constraint import (
     advance,
     replay,
 )
+from neo_sdk.decoding._decoder import Decoder, build_decoder
 from neo_sdk.decoding._generate import (
     ItemSegment,
     Segment,
@@ -24,6 +25,7 @@ from neo_sdk.decoding._trie import SIDTrie, TrieFilter
 
 __all__ = [
     "FORMATS",
+    "Decoder",
     "ItemSegment",
     "OutputFormat",
     "RowState",
@@ -36,6 +38,7 @@ __all__ = [
     "TrieFilter",
     "advance",
     "beam_search_items",
+    "build_decoder",
     "generate_constrained",
     "parse_output",
     "replay",

@@ -67,8 +67,8 @@ class BundleRanker:
         from neo_sdk.bundle import load_bundle
         from neo_sdk.prompts import load_prompts
         from neo_sdk.tasks import CatalogFacts
-        from neo_sdk.training import ExampleEncoder
-        from neo_sdk.training._probe import build_decoder
+        from neo_sdk.decoding import build_decoder
+        from neo_sdk.encoding import ExampleEncoder
 
         contents = bundle if hasattr(bundle, "manifest") else load_bundle(bundle, catalog=catalog)
         prompts = load_prompts(contents.prompts_dir, defaults=False)

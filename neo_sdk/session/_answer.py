@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from neo_sdk.tasks import STAGE3_TASKS as TASKS  # noqa: F401 (re-exported: the tasks a trained model answers)
+from neo_sdk._names import TASKS, Task
+from neo_sdk._names import OutputFormat as Format
 
-Task = Literal["next_item", "search", "explain", "profile", "like_this"]
-Format = Literal["ids", "text", "mixed"]
+__all__ = ["TASKS", "Answer", "Decoded", "Format", "ItemPart", "ItemRef", "Request", "Segment", "Steering",
+           "StreamEvent", "Task", "TextPart"]
 
 
 class Steering(TypedDict, total=False):
@@ -127,3 +129,28 @@ class Answer(BaseModel):
             "task": self.task, "entity_type": self.entity_type, "format": self.format,
             "session_id": self.session_id, "turn": self.turn, "focus": self.request.focus,
         }
+
+
+@dataclass
+class Decoded:
+    """What decoding one request produced: the answer's segments, timings (ms), explanation source."""
+
+    segments: list[Segment]
+    timings: dict[str, float]
+    explained_by: str | None = None
+
+
+class StreamEvent:
+    """One piece of a streamed answer: ``text`` to append, and the ``item`` when a span completed.
+
+    The final event has ``answer`` set (the complete :class:`Answer`) and empty ``text``.
+    Concatenating every event's ``text`` gives ``answer.text``.
+    """
+
+    __slots__ = ("answer", "item", "text")
+
+    def __init__(self, text: str = "", item: ItemRef | None = None, answer: Answer | None = None) -> None:
+        self.text, self.item, self.answer = text, item, answer
+
+    def __repr__(self) -> str:
+        return f"StreamEvent(text={self.text!r}, item={self.item.id if self.item else None})"

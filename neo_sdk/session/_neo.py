@@ -7,7 +7,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
@@ -17,39 +16,16 @@ from neo_sdk.catalog import Catalog
 from neo_sdk.errors import BundleError, ConfigError, DecodingError, UnknownItemError
 from neo_sdk.session._answer import (
     Answer,
+    Decoded,
     ItemPart,
     ItemRef,
     Request,
     Segment,
+    StreamEvent,
     TextPart,
 )
 from neo_sdk.session._steering import SteeringVocabulary, normalize_title
 from neo_sdk.session._store import SessionStore
-
-
-@dataclass
-class Decoded:
-    """What decoding one request produced: the answer's segments, timings (ms), explanation source."""
-
-    segments: list[Segment]
-    timings: dict[str, float]
-    explained_by: str | None = None
-
-
-class StreamEvent:
-    """One piece of a streamed answer: ``text`` to append, and the ``item`` when a span completed.
-
-    The final event has ``answer`` set (the complete :class:`Answer`) and empty ``text``.
-    Concatenating every event's ``text`` gives ``answer.text``.
-    """
-
-    __slots__ = ("answer", "item", "text")
-
-    def __init__(self, text: str = "", item: ItemRef | None = None, answer: Answer | None = None) -> None:
-        self.text, self.item, self.answer = text, item, answer
-
-    def __repr__(self) -> str:
-        return f"StreamEvent(text={self.text!r}, item={self.item.id if self.item else None})"
 
 
 class Neo:
@@ -67,8 +43,8 @@ class Neo:
     def __init__(self, contents: Any, catalog: Catalog, prompts: Any, store: SessionStore, *,
                  max_new_tokens: int = 64, phrasing_index: int = 0) -> None:
         from neo_sdk.tasks import CatalogFacts
-        from neo_sdk.training._format import ExampleEncoder
-        from neo_sdk.training._probe import build_decoder
+        from neo_sdk.decoding import build_decoder
+        from neo_sdk.encoding import ExampleEncoder
 
         self.bundle = contents
         self.manifest: dict[str, Any] = contents.manifest

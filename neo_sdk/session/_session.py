@@ -6,11 +6,11 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Unpack
 
-from neo_sdk.session._answer import Answer, ItemPart, Request, Steering, TextPart
+from neo_sdk.session._answer import Answer, ItemPart, Request, Steering, StreamEvent, TextPart
 from neo_sdk.session._steering import DialogueState, resolve
 
 if TYPE_CHECKING:
-    from neo_sdk.session._neo import Neo, StreamEvent
+    from neo_sdk.session._neo import Neo
 
 RECOMMENDATION_TASKS = frozenset({"next_item", "explain", "like_this"})
 
@@ -91,8 +91,6 @@ class Session:
     def stream(self, text: str, **steering: Unpack[Steering]) -> Iterator[StreamEvent]:
         """Like :meth:`ask`, as events: text deltas, each item when its span completes, then the
         final event carrying the :class:`Answer` (committed to the store by then)."""
-        from neo_sdk.session._neo import StreamEvent
-
         started = time.perf_counter()
         request = self.resolve(text, **steering)
         resolved_ms = (time.perf_counter() - started) * 1000

@@ -7,7 +7,8 @@ Example:
     >>> metrics = train("demo/catalog.db", "demo/bundle", TrainSettings(max_minutes=15))
 """
 
-from neo_sdk.training._format import Batch, Encoded, ExampleEncoder, collate
+from neo_sdk.encoding import Encoded, ExampleEncoder
+from neo_sdk.training._format import Batch, collate
 from neo_sdk.training._loop import LoopConfig, LoopResult, plot_losses, train_loop
 from neo_sdk.training._pipeline import TrainSettings, train
 from neo_sdk.training.alignment import AlignConfig, AlignResult, align

@@ -26,7 +26,8 @@ from typing import Any
 import torch
 
 from neo_sdk.errors import ConfigError
-from neo_sdk.training._format import Encoded, collate
+from neo_sdk.encoding import Encoded
+from neo_sdk.training._format import collate
 
 log = logging.getLogger(__name__)
 

@@ -43,7 +43,8 @@ from tqdm.auto import tqdm
 
 from neo_sdk._files import replace_dir
 from neo_sdk.errors import ConfigError
-from neo_sdk.training._format import Encoded, length_grouped_batches
+from neo_sdk.encoding import Encoded
+from neo_sdk.training._format import length_grouped_batches
 
 log = logging.getLogger(__name__)
 

@@ -33,10 +33,10 @@ from neo_sdk.training._budget import (
     plan_budget,
     seconds_per_token,
 )
-from neo_sdk.training._format import ExampleEncoder
+from neo_sdk.decoding import build_decoder
+from neo_sdk.encoding import ExampleEncoder
 from neo_sdk.training._loop import plot_losses
 from neo_sdk.training._probe import (
-    build_decoder,
     probe_next_item,
     probe_sid_to_type,
     probe_text_to_sid,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,37 +19,9 @@ import torch
 from tqdm.auto import tqdm
 
 from neo_sdk.catalog import Split
-from neo_sdk.decoding import SIDTokens, SIDTrie, TrieFilter, beam_search_items
+from neo_sdk.decoding import Decoder, TrieFilter, beam_search_items
 from neo_sdk.prompts import PromptSet
 from neo_sdk.tasks import CatalogFacts, format_history, item_marker, item_queries
-from neo_sdk.training._format import ExampleEncoder
-
-
-@dataclass(frozen=True)
-class Decoder:
-    """What a probe needs to decode: model, encoder, trie and its tokens."""
-
-    model: Any
-    encoder: ExampleEncoder
-    trie: SIDTrie
-    tokens: SIDTokens
-
-
-def build_decoder(model: Any, encoder: ExampleEncoder, active_only: bool = True) -> Decoder:
-    """A trie over the vocabulary's SID table (active items only by default)."""
-    vocab = encoder.vocab
-    table = vocab.table
-    sequences, ids = {}, {}
-    for etype in table.entity_types:
-        t = table.by_type(etype)
-        grid = vocab.code_token_ids(etype)
-        keep = t.active if active_only else np.ones(len(t), dtype=bool)
-        codes = t.codes[keep].astype(np.int64)
-        sequences[etype] = grid[np.arange(codes.shape[1])[None, :], codes]
-        ids[etype] = [str(i) for i in t.item_ids[keep]]
-    trie = SIDTrie.build(sequences, ids)
-    tokens = SIDTokens(vocab.opener_id, vocab.closer_id, vocab.sid_token_ids())
-    return Decoder(model, encoder, trie, tokens)
 
 
 def _sample(values: Sequence[Any], n: int, seed: int | str) -> list[Any]:

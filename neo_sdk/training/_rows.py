@@ -1,6 +1,6 @@
 """Training only the SID token rows of the embedding matrix and output head.
 
-* :func:`untie_output_head` gives the output head its own weight (a copy), so SID *output* rows
+* :func:`neo_sdk.model.untie_output_head` gives the output head its own weight (a copy), so SID *output* rows
   can differ from SID *input* rows: the cached-feature fit of the output rows
   (``cpu-economy.md``) needs that, and it is what lets text->SID ground within minutes.
 * :class:`RowMask` zeroes the gradient of every non-SID row with tensor hooks. With AdamW and
@@ -13,24 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-
-
-def untie_output_head(model: torch.nn.Module) -> bool:
-    """Give the output head its own copy of the embedding weight. Returns True if it was tied."""
-    embed = model.get_input_embeddings()
-    head = model.get_output_embeddings()
-    if head is None or head.weight.data_ptr() != embed.weight.data_ptr():
-        return False
-    head.weight = torch.nn.Parameter(embed.weight.detach().clone())
-    model.config.tie_word_embeddings = False
-    if hasattr(model, "_tied_weights_keys"):
-        model._tied_weights_keys = {}
-    return True
-
-
-def is_tied(model: torch.nn.Module) -> bool:
-    head = model.get_output_embeddings()
-    return head is not None and head.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
 
 
 class RowMask:

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from neo_sdk.errors import ConfigError
-from neo_sdk.training._format import Encoded
+from neo_sdk.encoding import Encoded
 from neo_sdk.training._loop import LoopConfig, LoopResult, train_loop
 from neo_sdk.training._rows import RowMask
 
@@ -116,10 +116,3 @@ def instruct(
         for param in model.parameters():
             param.requires_grad_(False)
     return model, result
-
-
-def lora_state(model: Any) -> dict[str, torch.Tensor]:
-    """The adapter weights of a peft model (for the bundle)."""
-    from peft import get_peft_model_state_dict
-
-    return {k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(model, save_embedding_layers=False).items()}
