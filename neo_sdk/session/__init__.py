@@ -6,7 +6,15 @@ Example:
     >>> print(session.ask("movies like this, explain why"))      # doctest: +SKIP
 """
 
-from neo_sdk.session._answer import TASKS, Answer, ItemPart, ItemRef, Request, StreamEvent, TextPart
+from neo_sdk.session._answer import (
+    TASKS,
+    Answer,
+    ItemPart,
+    ItemRef,
+    Request,
+    StreamEvent,
+    TextPart,
+)
 from neo_sdk.session._neo import Neo
 from neo_sdk.session._session import Session
 from neo_sdk.session._steering import (

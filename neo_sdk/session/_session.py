@@ -6,7 +6,14 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Unpack
 
-from neo_sdk.session._answer import Answer, ItemPart, Request, Steering, StreamEvent, TextPart
+from neo_sdk.session._answer import (
+    Answer,
+    ItemPart,
+    Request,
+    Steering,
+    StreamEvent,
+    TextPart,
+)
 from neo_sdk.session._steering import DialogueState, resolve
 
 if TYPE_CHECKING:

@@ -35,8 +35,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from neo_sdk._names import OUTPUT_FORMATS, TASKS
 from neo_sdk.errors import ConfigError, UnknownItemError
-from neo_sdk.session._answer import TASKS, Request
+from neo_sdk.session._answer import Request
 
 NUMBER_WORDS = {
     "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
@@ -149,140 +150,174 @@ def resolve(
         ConfigError: an explicit task, type, format or filter that cannot be honoured.
         UnknownItemError: ``filters["exclude"]`` names an item that does not exist.
     """
-    t = " ".join(text.lower().split())
-    reasons: list[str] = []
+    _check_arguments(vocab, task, entity_type, format)
+    r = _Reading(" ".join(text.lower().split()), vocab, state)
+    r.read_references()
+    r.choose_task(task)
+    r.choose_focus()
+    chosen_type = r.choose_type(entity_type)
+    chosen_format = r.choose_format(format)
+    chosen_k = r.choose_k(k, chosen_format)
+    year_min, year_max, exclude = r.choose_filters(filters)
+    return Request(
+        text=text, task=r.task, entity_type=chosen_type, format=chosen_format, k=chosen_k,  # type: ignore[arg-type]
+        focus=r.focus, query=r.search_query(year_min), year_min=year_min, year_max=year_max,
+        exclude=tuple(exclude), refines=state.last_turn if r.base is not None else None, reasons=tuple(r.reasons),
+    )
+
+
+def _check_arguments(vocab: SteeringVocabulary, task: str | None, entity_type: str | None,
+                     format: str | None) -> None:
     if task is not None and task not in TASKS:
         raise ConfigError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
     if entity_type is not None and entity_type not in vocab.types:
         raise ConfigError(f"unknown entity type {entity_type!r}; this bundle knows {', '.join(vocab.types)}")
-    if format is not None and format not in ("ids", "text", "mixed"):
-        raise ConfigError(f"unknown format {format!r}; use ids, text or mixed")
+    if format is not None and format not in OUTPUT_FORMATS:
+        raise ConfigError(f"unknown format {format!r}; use one of {', '.join(OUTPUT_FORMATS)}")
 
-    # references --------------------------------------------------------------------------
-    referenced = _ordinal_item(t, state)
-    if referenced:
-        reasons.append(f"reference: {referenced}")
-    negated: list[str] = []
-    if _NEGATE.search(t):
-        target = referenced or state.focus
-        if target:
-            negated.append(target)
-            reasons.append(f"exclude: {target}")
-            referenced = None
 
-    # task ---------------------------------------------------------------------------------
-    cue_task = _task_cue(t, vocab)
-    title_item = None
-    if cue_task == "like_this" or (cue_task is None and _LIKE_TITLE.search(t)):
-        match = _LIKE_TITLE.search(t)
-        if match and not _THIS.match(match.group(1)):
-            title_item = vocab.find_title(match.group(1))
-            if title_item:
-                cue_task = "like_this"
-                reasons.append(f"title: {title_item}")
-    wants_why = bool(_EXPLAIN.search(t))
-    refining = (
-        state.last is not None and cue_task is None and task is None
-        and (bool(_REFINE.search(t)) or bool(negated) or _has_filter(t) or _type_word(t, vocab) is not None
-             or _k_of(t) is not None)
-    )
-    base = state.last if refining and state.last is not None else None
-    if task is not None:
-        chosen_task = task
-        reasons.append("task: argument")
-    elif cue_task is not None:
-        chosen_task = cue_task
-        if cue_task == "next_item" and wants_why:
-            chosen_task = "explain"
-        reasons.append(f"task: words ({chosen_task})")
-    elif base is not None:
-        chosen_task = base.task
-        reasons.append(f"task: refines turn {state.last_turn}")
-    else:
-        chosen_task = "explain" if wants_why else "next_item"
-        reasons.append(f"task: default ({chosen_task})")
+@dataclass
+class _Reading:
+    """One request being read, step by step (each step records why in ``reasons``)."""
 
-    # focus ---------------------------------------------------------------------------------
-    focus = title_item or referenced
-    if focus is None and base is not None and base.focus and base.focus not in negated:
-        focus = base.focus
-    if focus is None and chosen_task == "like_this":
-        focus = state.focus if state.focus not in negated else (state.history[-1] if state.history else None)
-    if chosen_task == "like_this" and focus is None:
-        raise ConfigError("a 'like this' request needs an item: name one, record one, or start the"
-                          " session with a history")
+    t: str  # the request, lower-cased, whitespace collapsed
+    vocab: SteeringVocabulary
+    state: DialogueState
+    reasons: list[str] = field(default_factory=list)
+    referenced: str | None = None  # "the second one", "#3"
+    negated: list[str] = field(default_factory=list)  # "not that one"
+    title_item: str | None = None  # "like <title>"
+    base: Request | None = None  # the request this one refines
+    task: str = "next_item"
+    focus: str | None = None
 
-    # entity type -----------------------------------------------------------------------------
-    word_type = _type_word(t, vocab)
-    if entity_type is not None:
-        chosen_type = entity_type
-    elif word_type is not None:
-        chosen_type = word_type
-        reasons.append(f"type: words ({word_type})")
-    elif base is not None:
-        chosen_type = base.entity_type
-    elif chosen_task == "like_this" and focus is not None:
-        chosen_type = vocab.type_of(focus)
-    else:
-        chosen_type = _main_type(state.history, vocab)
+    def read_references(self) -> None:
+        """Items named by position in the previous answer, and items the words exclude."""
+        self.referenced = _ordinal_item(self.t, self.state)
+        if self.referenced:
+            self.reasons.append(f"reference: {self.referenced}")
+        if _NEGATE.search(self.t):
+            target = self.referenced or self.state.focus
+            if target:
+                self.negated.append(target)
+                self.reasons.append(f"exclude: {target}")
+                self.referenced = None
 
-    # format ---------------------------------------------------------------------------------
-    declared = list(vocab.formats.get(chosen_task, ())) or ["ids"]
-    if format is not None:
-        if format not in declared:
-            raise ConfigError(f"task {chosen_task} answers in {', '.join(declared)}; format {format!r} is not"
-                              " one of them (the prompt files declare each task's formats)")
-        chosen_format = format
-    else:
-        wanted = "ids" if _IDS_ONLY.search(t) else "mixed" if wants_why else None
-        if wanted is None and base is not None and base.task == chosen_task:
-            wanted = base.format
-        chosen_format = wanted if wanted in declared else declared[0]
+    def choose_task(self, task: str | None) -> None:
+        """The argument, else a task cue, else the refined request's task, else the default."""
+        t, state = self.t, self.state
+        cue_task = _task_cue(t, self.vocab)
+        if cue_task == "like_this" or (cue_task is None and _LIKE_TITLE.search(t)):
+            match = _LIKE_TITLE.search(t)
+            if match and not _THIS.match(match.group(1)):
+                self.title_item = self.vocab.find_title(match.group(1))
+                if self.title_item:
+                    cue_task = "like_this"
+                    self.reasons.append(f"title: {self.title_item}")
+        wants_why = bool(_EXPLAIN.search(t))
+        refining = state.last is not None and cue_task is None and task is None and (
+            bool(_REFINE.search(t)) or bool(self.negated) or _has_filter(t)
+            or _type_word(t, self.vocab) is not None or _k_of(t) is not None)
+        self.base = state.last if refining else None
+        if task is not None:
+            self.task = task
+            self.reasons.append("task: argument")
+        elif cue_task is not None:
+            self.task = "explain" if cue_task == "next_item" and wants_why else cue_task
+            self.reasons.append(f"task: words ({self.task})")
+        elif self.base is not None:
+            self.task = self.base.task
+            self.reasons.append(f"task: refines turn {state.last_turn}")
+        else:
+            self.task = "explain" if wants_why else "next_item"
+            self.reasons.append(f"task: default ({self.task})")
 
-    # k ----------------------------------------------------------------------------------------
-    if k is not None:
-        chosen_k = int(k)
-    elif chosen_format != "ids":
-        chosen_k = 1
-    else:
-        chosen_k = _k_of(t) or (base.k if base is not None else DEFAULT_K)
-    if not 1 <= chosen_k <= 100:
-        raise ConfigError(f"k must be between 1 and 100 (got {chosen_k})")
+    def choose_focus(self) -> None:
+        """The item "this" refers to: a named title, a reference, the refined request's or the session's."""
+        base, state = self.base, self.state
+        focus = self.title_item or self.referenced
+        if focus is None and base is not None and base.focus and base.focus not in self.negated:
+            focus = base.focus
+        if focus is None and self.task == "like_this":
+            focus = state.focus if state.focus not in self.negated else (state.history[-1] if state.history else None)
+        if self.task == "like_this" and focus is None:
+            raise ConfigError("a 'like this' request needs an item: name one, record one, or start the"
+                              " session with a history")
+        self.focus = focus
 
-    # filters ----------------------------------------------------------------------------------
-    year_min, year_max = _years(t)
-    if base is not None:
-        year_min = year_min if year_min is not None else base.year_min
-        year_max = year_max if year_max is not None else base.year_max
-    exclude = list(base.exclude) if base is not None else []
-    exclude += [i for i in negated if i not in exclude]
-    filters = dict(filters or {})
-    unknown = sorted(set(filters) - {"year_min", "year_max", "exclude"})
-    if unknown:
-        raise ConfigError(f"unknown filter(s) {unknown}; filters take year_min, year_max and exclude")
-    year_min = filters.get("year_min", year_min)
-    year_max = filters.get("year_max", year_max)
-    for name, value in (("year_min", year_min), ("year_max", year_max)):
-        if value is not None and not isinstance(value, int):
-            raise ConfigError(f"filter {name} must be an integer year (got {value!r})")
-    for item in filters.get("exclude", ()):
-        vocab.type_of(item)  # raises UnknownItemError
-        if item not in exclude:
-            exclude.append(item)
+    def choose_type(self, entity_type: str | None) -> str:
+        """The argument, a type word, the refined request's, the focus item's, or the history's main type."""
+        word_type = _type_word(self.t, self.vocab)
+        if entity_type is not None:
+            return entity_type
+        if word_type is not None:
+            self.reasons.append(f"type: words ({word_type})")
+            return word_type
+        if self.base is not None:
+            return self.base.entity_type
+        if self.task == "like_this" and self.focus is not None:
+            return self.vocab.type_of(self.focus)
+        return _main_type(self.state.history, self.vocab)
 
-    query = None
-    if chosen_task == "search" and base is not None and base.query:
-        query = base.query  # a refinement keeps the search words; a new decade is added to them
-        decade = _DECADE.search(t)
-        if decade and year_min is not None and f"{year_min}s" not in query:
-            query = f"{year_min}s {query}"
-    elif chosen_task == "search":
-        query = _search_query(t, vocab) or t
-    return Request(
-        text=text, task=chosen_task, entity_type=chosen_type, format=chosen_format, k=chosen_k,  # type: ignore[arg-type]
-        focus=focus, query=query, year_min=year_min, year_max=year_max, exclude=tuple(exclude),
-        refines=state.last_turn if base is not None else None, reasons=tuple(reasons),
-    )
+    def choose_format(self, format: str | None) -> str:
+        """The argument (one the task declares), else what the words ask for, else the task's first format."""
+        declared = list(self.vocab.formats.get(self.task, ())) or ["ids"]
+        if format is not None:
+            if format not in declared:
+                raise ConfigError(f"task {self.task} answers in {', '.join(declared)}; format {format!r} is not"
+                                  " one of them (the prompt files declare each task's formats)")
+            return format
+        wanted = "ids" if _IDS_ONLY.search(self.t) else "mixed" if _EXPLAIN.search(self.t) else None
+        if wanted is None and self.base is not None and self.base.task == self.task:
+            wanted = self.base.format
+        return wanted if wanted in declared else declared[0]
+
+    def choose_k(self, k: int | None, chosen_format: str) -> int:
+        """How many items: the argument, one for a text or mixed answer, else the words or the default."""
+        if k is not None:
+            chosen = int(k)
+        elif chosen_format != "ids":
+            chosen = 1
+        else:
+            chosen = _k_of(self.t) or (self.base.k if self.base is not None else DEFAULT_K)
+        if not 1 <= chosen <= 100:
+            raise ConfigError(f"k must be between 1 and 100 (got {chosen})")
+        return chosen
+
+    def choose_filters(self, filters: Mapping[str, Any] | None) -> tuple[int | None, int | None, list[str]]:
+        """Years and excluded items: the words, what the refined request had, then explicit filters."""
+        base = self.base
+        year_min, year_max = _years(self.t)
+        if base is not None:
+            year_min = year_min if year_min is not None else base.year_min
+            year_max = year_max if year_max is not None else base.year_max
+        exclude = list(base.exclude) if base is not None else []
+        exclude += [i for i in self.negated if i not in exclude]
+        given = dict(filters or {})
+        unknown = sorted(set(given) - {"year_min", "year_max", "exclude"})
+        if unknown:
+            raise ConfigError(f"unknown filter(s) {unknown}; filters take year_min, year_max and exclude")
+        year_min = given.get("year_min", year_min)
+        year_max = given.get("year_max", year_max)
+        for name, value in (("year_min", year_min), ("year_max", year_max)):
+            if value is not None and not isinstance(value, int):
+                raise ConfigError(f"filter {name} must be an integer year (got {value!r})")
+        for item in given.get("exclude", ()):
+            self.vocab.type_of(item)  # raises UnknownItemError
+            if item not in exclude:
+                exclude.append(item)
+        return year_min, year_max, exclude
+
+    def search_query(self, year_min: int | None) -> str | None:
+        """A search's words; a refinement keeps the refined search's words (a new decade is added)."""
+        if self.task != "search":
+            return None
+        if self.base is not None and self.base.query:
+            query = self.base.query
+            if _DECADE.search(self.t) and year_min is not None and f"{year_min}s" not in query:
+                query = f"{year_min}s {query}"
+            return query
+        return _search_query(self.t, self.vocab) or self.t
 
 
 # ----------------------------------------------------------------------------- helpers

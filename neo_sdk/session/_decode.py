@@ -1,0 +1,223 @@
+"""Answering a resolved request: its item filter, then a beam search over ids or constrained
+generation, streamed as text and item events while the model writes."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Generator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from neo_sdk.decoding import (
+    ItemSegment,
+    TrieFilter,
+    beam_search_items,
+    generate_constrained,
+    parse_output,
+)
+from neo_sdk.errors import DecodingError
+from neo_sdk.session._answer import (
+    Decoded,
+    ItemPart,
+    Request,
+    Segment,
+    StreamEvent,
+    TextPart,
+)
+from neo_sdk.session._fallback import explain_from_facts
+
+if TYPE_CHECKING:
+    from neo_sdk.session._neo import Neo
+
+
+class Responder:
+    """Decodes requests for one loaded :class:`Neo`, one generation at a time per model."""
+
+    def __init__(self, neo: Neo) -> None:
+        self.neo = neo
+        self.lock = threading.RLock()
+        years = np.full(neo.trie.num_items, -1, dtype=np.int64)
+        for item_id, pos in neo.trie.position_of().items():
+            years[pos] = neo.facts.year(item_id) or -1
+        self.years = years
+        self.dated_types = {neo.trie.types[t] for t in np.unique(neo.trie.item_types[years >= 0])}
+
+    def item_filter(self, request: Request, exclude: Sequence[str]) -> TrieFilter:
+        """Trie filter of a request: its entity type, years and excluded items."""
+        flt = TrieFilter.create(self.neo.trie, entity_types=[request.entity_type], exclude=exclude)
+        if (request.year_min is None and request.year_max is None) or request.entity_type not in self.dated_types:
+            return flt  # a type without years (e.g. people) is not filtered by year
+        low = request.year_min if request.year_min is not None else -(10**9)
+        high = request.year_max if request.year_max is not None else 10**9
+        years = self.years
+        return TrieFilter.from_mask(flt.allowed & (years >= low) & (years <= high))
+
+    def run(self, request: Request, history: Sequence[str], user: str | None, exclude: Sequence[str], *,
+            max_new_tokens: int | None = None) -> Generator[StreamEvent, None, Decoded]:
+        """Decode one request, yielding text and item events as they come; returns the
+        :class:`Decoded` result (the caller, a :class:`Session`, builds the :class:`Answer`)."""
+        started = time.perf_counter()
+        neo = self.neo
+        prompt = neo.encoder.prompt_ids(neo.prompt_text(request, history, user))
+        flt = self.item_filter(request, exclude) if request.task != "profile" else None
+        timings = {"prompt_ms": (time.perf_counter() - started) * 1000}
+        if flt is not None and flt.num_allowed == 0:
+            nothing = TextPart(text=self._nothing_left(request))
+            yield StreamEvent(text=nothing.text)
+            return Decoded([nothing], timings)
+        started = time.perf_counter()
+        if request.format == "ids":
+            segments = yield from self._run_ids(prompt, request, flt)
+        else:
+            segments = yield from self._run_generate(prompt, request, flt, max_new_tokens or neo.max_new_tokens)
+        timings["decode_ms"] = (time.perf_counter() - started) * 1000
+        explained_by = None
+        if request.format == "mixed":
+            explained_by = yield from explain_from_facts(neo, request, history, segments)
+        return Decoded(segments, timings, explained_by)
+
+    def _nothing_left(self, request: Request) -> str:
+        years = ""
+        if request.year_min is not None or request.year_max is not None:
+            years = f" from {request.year_min or '…'} to {request.year_max or '…'}"
+        return f"No {self.neo.prompts.plural(request.entity_type)}{years} are left to suggest after the filters."
+
+    def _run_ids(self, prompt: list[int], request: Request, flt: Any) -> Generator[StreamEvent, None, list[Segment]]:
+        neo = self.neo
+        with self.lock:
+            ranked = beam_search_items(neo.model, [prompt], neo.trie, neo.tokens, k=request.k, filters=flt,
+                                       pad_token_id=neo.encoder.end_id)[0]
+        segments: list[Segment] = []
+        for n, scored in enumerate(ranked, 1):
+            ref = neo.item(scored.item_id, score=scored.score)
+            number = f"{'' if n == 1 else chr(10)}{n}. "
+            segments += [TextPart(text=number), ItemPart(item=ref)]
+            yield StreamEvent(text=number)
+            yield StreamEvent(text=ref.label(), item=ref)
+        return segments
+
+    def _run_generate(self, prompt: list[int], request: Request, flt: Any,
+                      max_new_tokens: int) -> Generator[StreamEvent, None, list[Segment]]:
+        neo = self.neo
+        fmt = request.format
+        # mixed answers start with the item asked for: the span opener is forced, the filter binds
+        # that first item only (an explanation may cite any item, e.g. from the history).
+        prefix = [neo.tokens.opener] if fmt == "mixed" else []
+        events: queue.Queue[Any] = queue.Queue()
+        streamer = _SpanStreamer(neo, events, prefix)
+        result: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                with self.lock:
+                    result["out"] = generate_constrained(
+                        neo.model, prompt + prefix, neo.trie, neo.tokens, eos_token_id=neo.encoder.end_id,
+                        pad_token_id=neo.encoder.end_id, format=fmt, filter=flt,
+                        filtered_items=1 if fmt == "mixed" else None, max_new_tokens=max_new_tokens,
+                        streamer=streamer, with_scores=True, prompt_length=len(prompt),
+                    )
+            except BaseException as exc:  # noqa: BLE001 (re-raised in the caller's thread)
+                result["error"] = exc
+            finally:
+                events.put(_DONE)
+
+        thread = threading.Thread(target=work, name="neo-generate", daemon=True)
+        thread.start()
+        while True:
+            event = events.get()
+            if event is _DONE:
+                break
+            yield event
+        thread.join()
+        if "error" in result:
+            raise result["error"]
+        generated, log_probs = result["out"]
+        return streamer.segments(generated, log_probs)
+
+
+_DONE = object()
+
+
+class _SpanStreamer:
+    """A transformers streamer: text deltas as tokens arrive, an item event when a span closes."""
+
+    def __init__(self, neo: Neo, events: queue.Queue[Any], prefix: list[int]) -> None:
+        self.neo, self.events = neo, events
+        self._skip_prompt = True
+        self._text: list[int] = []
+        self._emitted = ""
+        self._span: list[int] | None = None
+        self._items = 0
+        for token in prefix:
+            self._token(token)
+
+    def put(self, value: Any) -> None:
+        if self._skip_prompt:  # generate() first sends the prompt
+            self._skip_prompt = False
+            return
+        for token in value.reshape(-1).tolist():
+            self._token(int(token))
+
+    def end(self) -> None:
+        self._flush(final=True)
+
+    def _token(self, token: int) -> None:
+        tokens = self.neo.tokens
+        if token == self.neo.encoder.end_id:
+            return
+        if self._span is None:
+            if token == tokens.opener:
+                self._flush(final=True)
+                self._span = []
+            else:
+                self._text.append(token)
+                self._flush(final=False)
+            return
+        if token != tokens.closer:
+            self._span.append(token)
+            return
+        item = self.neo.trie.lookup(self._span)
+        self._span = None
+        if item is None:  # the constraint makes this unreachable; never emit an invented item
+            raise DecodingError("a generated SID span names no catalog item")
+        ref = self.neo.item(item, role="answer" if self._items == 0 else "cited")
+        self._items += 1
+        self.events.put(StreamEvent(text=ref.label(), item=ref))
+
+    def _flush(self, *, final: bool) -> None:
+        text = self.neo.tokenizer.decode(self._text, skip_special_tokens=True)
+        if not final and text.endswith("\ufffd"):  # an incomplete multi-byte character
+            return
+        if len(text) > len(self._emitted):
+            self.events.put(StreamEvent(text=text[len(self._emitted):]))
+        self._emitted = text
+        if final:
+            self._text, self._emitted = [], ""
+
+    def segments(self, generated: list[int], log_probs: list[float]) -> list[Segment]:
+        """The whole answer as segments, each item scored by its span's log-probability."""
+        parsed = parse_output(generated, self.neo.trie, self.neo.tokens, self.neo.tokenizer)
+        spans: list[float] = []
+        total, inside = 0.0, False
+        for token, lp in zip(generated, log_probs):
+            if token == self.neo.tokens.opener:
+                inside, total = True, 0.0
+            elif token == self.neo.tokens.closer and inside:
+                spans.append(total)
+                inside = False
+            elif inside:
+                total += lp
+        out: list[Segment] = []
+        n_items = 0
+        for seg in parsed:
+            if isinstance(seg, ItemSegment):
+                score = spans[n_items] if n_items < len(spans) else None
+                out.append(ItemPart(item=self.neo.item(seg.item_id, score=score,
+                                                       role="answer" if n_items == 0 else "cited")))
+                n_items += 1
+            elif seg.text:
+                out.append(TextPart(text=seg.text))
+        return out
