@@ -38,7 +38,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-import sqlite3
 import time
 import unicodedata
 from collections import Counter, defaultdict
@@ -47,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from neo_sdk import _sqlite
 from neo_sdk._assets import asset_file
 from neo_sdk.catalog._store import Catalog, Item, Relation
 from neo_sdk.errors import CatalogError
@@ -247,11 +247,7 @@ def load_dataset(
         _write_interactions(catalog, interactions, progress, name)
         lap("write_interactions")
         catalog.update_popularity()
-        if people:
-            catalog.db.conn.executemany(
-                "UPDATE items SET popularity=? WHERE id=?",
-                [(p.popularity, p.id) for p in people.values()],
-            )
+        catalog.set_popularity({p.id: p.popularity for p in people.values()})
         catalog.set_info("dataset", info)
         lap("popularity")
     timings["total"] = round(time.perf_counter() - start, 3)
@@ -359,8 +355,7 @@ def _read_interactions(
 
 
 def _read_omdb(path: Path) -> list[dict[str, Any]]:
-    with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as conn:
-        conn.row_factory = sqlite3.Row
+    with contextlib.closing(_sqlite.read_only(path)) as conn:
         rows = conn.execute(
             'SELECT ID, imdbID, Title, Year, Rating, Runtime, Genre, Released, Director, Writer,'
             ' "Cast", Metacritic, Language, Country, Awards, Oscars FROM omdb ORDER BY ID'
@@ -632,15 +627,8 @@ def _movie_item(dataset: str, movie: _Movie) -> Item:
 
 # ----------------------------------------------------------------- writing
 def _refuse_clashes(catalog: Catalog, name: str, item_ids: list[str], user_ids: list[str]) -> None:
-    clashes: list[str] = []
-    for table, ids in (("items", item_ids), ("users", user_ids)):
-        for start in range(0, len(ids), 900):
-            chunk = ids[start : start + 900]
-            marks = ",".join("?" * len(chunk))
-            clashes += [
-                f"{table[:-1]} {r[0]}"
-                for r in catalog.db.execute(f"SELECT id FROM {table} WHERE id IN ({marks})", chunk)
-            ]
+    items, users = catalog.known_item_ids(item_ids), catalog.known_user_ids(user_ids)
+    clashes = [f"item {i}" for i in item_ids if i in items] + [f"user {u}" for u in user_ids if u in users]
     if clashes:
         raise CatalogError(
             f"catalog {catalog.path} already holds {len(clashes)} of the ids {name} would add"
@@ -659,27 +647,15 @@ def _write_interactions(
 ) -> None:
     from tqdm import tqdm
 
-    conn = catalog.db.conn
     # A transaction bigger than SQLite's page cache (2 MiB by default) spills index pages to the
     # WAL again and again; a larger cache for this one write makes ML-1M's about twice as fast.
-    cache = conn.execute("PRAGMA cache_size").fetchone()[0]
-    conn.execute(f"PRAGMA cache_size = {-_CACHE_KIB}")
-    try:
-        # disable=None: tqdm shows the bar only on a terminal.
-        with tqdm(
-            total=len(rows), desc=f"{name} ratings", unit="row", disable=None if progress else True
-        ) as bar:
-            for chunk in _chunks(rows, _CHUNK):
-                try:
-                    conn.executemany(
-                        "INSERT INTO interactions (user_id, item_id, timestamp, value, event)"
-                        " VALUES (?,?,?,?,?)",
-                        chunk,
-                    )
-                except sqlite3.IntegrityError as exc:
-                    raise CatalogError(
-                        f"{name}: a rating refers to an unknown user or movie ({exc})"
-                    ) from exc
-                bar.update(len(chunk))
-    finally:
-        conn.execute(f"PRAGMA cache_size = {int(cache)}")
+    # disable=None: tqdm shows the bar only on a terminal.
+    with catalog.page_cache(_CACHE_KIB), tqdm(
+        total=len(rows), desc=f"{name} ratings", unit="row", disable=None if progress else True
+    ) as bar:
+        for chunk in _chunks(rows, _CHUNK):
+            try:
+                catalog.add_interaction_rows(chunk)
+            except CatalogError as exc:
+                raise CatalogError(f"{name}: a rating refers to an unknown user or movie ({exc.__cause__})") from exc
+            bar.update(len(chunk))

@@ -27,14 +27,13 @@ import csv
 import io
 import json
 import math
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from neo_sdk.catalog._store import Catalog
+from neo_sdk.catalog._store import Catalog, Item, Relation
 from neo_sdk.errors import CatalogImportError, ImportProblem
 
 if TYPE_CHECKING:
@@ -335,8 +334,9 @@ class _Importer:
             )
         return not missing
 
-    def validate(self, records: Iterator[_Record]) -> list[tuple[Any, ...]]:
-        rows: list[tuple[Any, ...]] = []
+    def validate(self, records: Iterator[_Record]) -> list[Any]:
+        """The valid rows (items, ``(id, features)`` users, interaction tuples or relations)."""
+        rows: list[Any] = []
         seen: dict[Any, int | None] = {}
         ctx = self._context()
         for record in records:
@@ -350,15 +350,11 @@ class _Importer:
         return rows
 
     def _context(self) -> dict[str, Any]:
-        db = self.catalog.db
         if self.kind == "items":
-            return {"existing": {r[0] for r in db.execute("SELECT id FROM items")}}
+            return {"existing": set(self.catalog.item_ids())}
         if self.kind == "users":
-            return {"existing": {r[0] for r in db.execute("SELECT id FROM users")}}
-        return {
-            "items": {r[0] for r in db.execute("SELECT id FROM items")},
-            "users": {r[0] for r in db.execute("SELECT id FROM users")},
-        }
+            return {"existing": set(self.catalog.user_ids())}
+        return {"items": set(self.catalog.item_ids()), "users": set(self.catalog.user_ids())}
 
     def _get(self, record: _Record, name: str) -> Any:
         return record.values.get(self.columns[name])
@@ -379,7 +375,7 @@ class _Importer:
         seen[key] = record.line
         return False
 
-    def _items_row(self, record: _Record, seen: dict[Any, int | None], ctx: dict[str, Any]) -> tuple[Any, ...] | None:
+    def _items_row(self, record: _Record, seen: dict[Any, int | None], ctx: dict[str, Any]) -> Item | None:
         line = record.line
         item_id = self._required(record, "id", "item id")
         title = self._required(record, "title", "title")
@@ -432,9 +428,11 @@ class _Importer:
         fields = {k: v for k, v in record.values.items() if k not in mapped and not _blank(v)}
         if item_id is None or title is None or etype is None:
             return None
-        return (item_id, etype, title, json.dumps(fields), json.dumps(metadata), popularity, int(active))
+        return Item(item_id, etype, title, fields, metadata, popularity, active)
 
-    def _users_row(self, record: _Record, seen: dict[Any, int | None], ctx: dict[str, Any]) -> tuple[Any, ...] | None:
+    def _users_row(
+        self, record: _Record, seen: dict[Any, int | None], ctx: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]] | None:
         user_id = self._required(record, "id", "user id")
         if user_id is None or self._duplicate(record, user_id, seen, self.columns["id"], "user id"):
             return None
@@ -445,7 +443,7 @@ class _Importer:
             )
             return None
         features = {k: v for k, v in record.values.items() if k != self.columns["id"] and not _blank(v)}
-        return (user_id, json.dumps(features))
+        return (user_id, features)
 
     def _refuse_extra(self, record: _Record) -> bool:
         extra = set(record.values) - set(self.columns.values())
@@ -496,7 +494,7 @@ class _Importer:
             return None
         return (user, item, timestamp, value, event)
 
-    def _relations_row(self, record: _Record, seen: dict[Any, int | None], ctx: dict[str, Any]) -> tuple[Any, ...] | None:
+    def _relations_row(self, record: _Record, seen: dict[Any, int | None], ctx: dict[str, Any]) -> Relation | None:
         if self._refuse_extra(record):
             return None
         src = self._required(record, "src", "source item id")
@@ -508,40 +506,24 @@ class _Importer:
                 return None
         if src is None or relation is None or dst is None:
             return None
-        return (src, relation, dst)
+        return Relation(src, relation, dst)
 
-    def write(self, rows: list[tuple[Any, ...]], new_users: dict[str, None]) -> ImportReport:
-        db = self.catalog.db.conn
-        now = time.time()
+    def write(self, rows: list[Any], new_users: dict[str, None]) -> ImportReport:
+        """Write validated rows in one transaction; counts new and updated rows."""
+        catalog = self.catalog
         report = ImportReport(self.source, self.kind, len(rows), 0)
-        with self.catalog.transaction():
+        with catalog.transaction():
             if self.kind == "items":
-                existing = {r[0] for r in db.execute("SELECT id FROM items")}
-                report.updated = sum(1 for r in rows if r[0] in existing)
-                db.executemany(
-                    "INSERT INTO items VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET"
-                    " entity_type=excluded.entity_type, title=excluded.title, fields=excluded.fields,"
-                    " metadata=excluded.metadata, popularity=excluded.popularity,"
-                    " active=excluded.active, updated_at=excluded.updated_at",
-                    [(*r, now, now) for r in rows],
-                )
+                report.updated = len(catalog.known_item_ids(item.id for item in rows))
+                catalog.add_items(rows, upsert=self.upsert)
             elif self.kind == "users":
-                existing = {r[0] for r in db.execute("SELECT id FROM users")}
-                report.updated = sum(1 for r in rows if r[0] in existing)
-                db.executemany(
-                    "INSERT INTO users VALUES (?,?) ON CONFLICT(id) DO UPDATE SET features=excluded.features",
-                    rows,
-                )
+                report.updated = len(catalog.known_user_ids(user_id for user_id, _ in rows))
+                catalog.add_users(rows, upsert=self.upsert)
             elif self.kind == "interactions":
-                db.executemany("INSERT INTO users VALUES (?, '{}')", [(u,) for u in new_users])
-                db.executemany(
-                    "INSERT INTO interactions (user_id, item_id, timestamp, value, event) VALUES (?,?,?,?,?)",
-                    rows,
-                )
+                catalog.add_users((user_id, {}) for user_id in new_users)
+                catalog.add_interaction_rows(rows)
             else:
-                before = db.execute("SELECT COUNT(*) FROM relations").fetchone()[0]
-                db.executemany("INSERT OR IGNORE INTO relations VALUES (?,?,?)", rows)
-                report.inserted = db.execute("SELECT COUNT(*) FROM relations").fetchone()[0] - before
+                report.inserted = catalog.add_relations(rows)
                 return report
         report.inserted = len(rows) - report.updated
         return report

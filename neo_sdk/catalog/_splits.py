@@ -77,7 +77,7 @@ def temporal_split(
     """
     if not (0 < valid_fraction < 1 and 0 < test_fraction < 1 and valid_fraction + test_fraction < 1):
         raise CatalogError("valid_fraction and test_fraction must be in (0, 1) and sum below 1")
-    stamps = [r[0] for r in catalog.db.execute("SELECT timestamp FROM interactions ORDER BY timestamp")]
+    stamps = catalog.timestamps()
     if not stamps:
         raise CatalogError("temporal_split: the catalog has no interactions")
     t_valid = stamps[int(len(stamps) * (1 - valid_fraction - test_fraction))]

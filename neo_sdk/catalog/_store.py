@@ -13,18 +13,24 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
+from neo_sdk import _sqlite
 from neo_sdk.errors import CatalogError, ConfigError, UnknownItemError
 
 SCHEMA_VERSION = 1
+_CHUNK = 900  # ids per ``IN (...)`` query, under SQLite's 999 bound variables
+
+InteractionRow = tuple[str, str, float, float | None, str]
+"""``(user_id, item_id, timestamp, value, event)``: an interaction as :meth:`Catalog.add_interaction_rows` takes it."""
 
 
 @dataclass(frozen=True)
@@ -104,15 +110,8 @@ class Catalog:
 
     def __init__(self, path: str | Path = ":memory:") -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: we manage transactions explicitly (BEGIN IMMEDIATE ... COMMIT).
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-        self.db = sqlite_utils.Database(conn)
-        if self.path != ":memory:":
-            self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.execute("PRAGMA synchronous=NORMAL")
+        self._lock = threading.RLock()
+        self.db = sqlite_utils.Database(_sqlite.connect(self.path))
         self._ensure_schema()
 
     # ------------------------------------------------------------------ schema
@@ -158,20 +157,13 @@ class Catalog:
             self.db.execute("CREATE INDEX interactions_user ON interactions(user_id, timestamp, seq)")
             self.db.execute("CREATE INDEX interactions_item ON interactions(item_id)")
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """All-or-nothing write block (``BEGIN IMMEDIATE``: one writer at a time, readers go on)."""
-        conn = self.db.conn
-        if conn.in_transaction:  # nested: the outer block owns commit/rollback
-            yield
-            return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+    def transaction(self) -> AbstractContextManager[None]:
+        """All-or-nothing write block (``BEGIN IMMEDIATE``); a nested block joins the outer one."""
+        return _sqlite.transaction(self.db.conn, self._lock)
+
+    def page_cache(self, kib: int) -> AbstractContextManager[None]:
+        """A ``kib`` KiB page cache for one big write (a transaction larger than the cache is slow)."""
+        return _sqlite.page_cache(self.db.conn, kib)
 
     def close(self) -> None:
         self.db.conn.close()
@@ -271,17 +263,29 @@ class Catalog:
 
     def get_many(self, item_ids: Sequence[str]) -> list[Item]:
         """Items in the order asked; raises :class:`UnknownItemError` naming the missing ids."""
-        found: dict[str, Item] = {}
         ids = list(item_ids)
-        for start in range(0, len(ids), 900):
-            chunk = ids[start : start + 900]
-            marks = ",".join("?" * len(chunk))
-            for row in self.db.execute(f"SELECT * FROM items WHERE id IN ({marks})", chunk):
-                found[row[0]] = _item_from_row(row)
+        found = {row[0]: _item_from_row(row) for row in self._rows_with_ids("SELECT * FROM items", ids)}
         missing = [i for i in ids if i not in found]
         if missing:
             raise UnknownItemError(f"unknown item ids: {missing[:5]}")
         return [found[i] for i in ids]
+
+    def _rows_with_ids(self, select: str, ids: Sequence[str]) -> Iterator[Any]:
+        """Rows of ``select`` (a query on a table with an ``id`` column) whose id is in ``ids``."""
+        for start in range(0, len(ids), _CHUNK):
+            chunk = list(ids[start : start + _CHUNK])
+            yield from self.db.execute(f"{select} WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+
+    def known_item_ids(self, item_ids: Iterable[str]) -> set[str]:
+        """The ids among ``item_ids`` that are items of this catalog."""
+        return {row[0] for row in self._rows_with_ids("SELECT id FROM items", list(item_ids))}
+
+    def item_ids(self, entity_type: str | None = None) -> list[str]:
+        """Every item id (optionally of one type), ordered."""
+        if entity_type is None:
+            return [r[0] for r in self.db.execute("SELECT id FROM items ORDER BY id")]
+        self.entity_type(entity_type)
+        return [r[0] for r in self.db.execute("SELECT id FROM items WHERE entity_type=? ORDER BY id", [entity_type])]
 
     def items(self, entity_type: str | None = None, *, active_only: bool = False) -> Iterator[Item]:
         """Iterate items (optionally of one type), ordered by id."""
@@ -309,15 +313,24 @@ class Catalog:
                 " WHERE item_id = items.id), 0)"
             )
 
+    def set_popularity(self, popularity: Mapping[str, float]) -> int:
+        """Set the popularity of the given items (id -> value); returns how many were changed."""
+        with self.transaction():
+            cursor = self.db.conn.executemany(
+                "UPDATE items SET popularity=? WHERE id=?", [(float(v), k) for k, v in popularity.items()]
+            )
+        return int(cursor.rowcount)
+
     # --------------------------------------------------------------- relations
     def add_relations(self, relations: Iterable[Relation]) -> int:
+        """Add relations in one transaction; ones already present are skipped. Returns how many are new."""
         rows = [(r.src, r.relation, r.dst) for r in relations]
         try:
             with self.transaction():
-                self.db.conn.executemany("INSERT OR IGNORE INTO relations VALUES (?,?,?)", rows)
+                cursor = self.db.conn.executemany("INSERT OR IGNORE INTO relations VALUES (?,?,?)", rows)
         except sqlite3.IntegrityError as exc:
             raise CatalogError(f"relation refers to an unknown item: {exc}") from exc
-        return len(rows)
+        return max(int(cursor.rowcount), 0)
 
     def relations(self) -> list[Relation]:
         """Every relation, ordered by source, relation name, then target (the order of :meth:`related`)."""
@@ -326,13 +339,24 @@ class Catalog:
 
     def related(self, item_id: str, relation: str | None = None, *, reverse: bool = False) -> list[str]:
         """Ids linked from ``item_id`` (or to it, with ``reverse``), optionally by one relation."""
+        return [other for name, other in self._edges(item_id, reverse) if relation in (None, name)]
+
+    def links(self, item_id: str) -> dict[str, list[tuple[str, str]]]:
+        """An item's relations: ``out`` as (relation, target), ``in`` as (relation, source), ordered."""
+        return {"out": self._edges(item_id, False), "in": self._edges(item_id, True)}
+
+    def _edges(self, item_id: str, reverse: bool) -> list[tuple[str, str]]:
         a, b = ("dst", "src") if reverse else ("src", "dst")
-        sql = f"SELECT {b} FROM relations WHERE {a}=?"
-        args = [item_id]
-        if relation is not None:
-            sql += " AND relation=?"
-            args.append(relation)
-        return [r[0] for r in self.db.execute(sql + f" ORDER BY relation, {b}", args)]
+        rows = self.db.execute(f"SELECT relation, {b} FROM relations WHERE {a}=? ORDER BY relation, {b}", [item_id])
+        return [(r[0], r[1]) for r in rows]
+
+    def relation_target_types(self) -> list[tuple[str, str]]:
+        """Each distinct (relation, entity type of its target item), ordered."""
+        rows = self.db.execute(
+            "SELECT DISTINCT r.relation, t.entity_type FROM relations r JOIN items t ON t.id = r.dst"
+            " ORDER BY r.relation, t.entity_type"
+        )
+        return [(r[0], r[1]) for r in rows]
 
     # ------------------------------------------------------------------- users
     def add_users(self, users: Iterable[tuple[str, dict[str, Any]]], *, upsert: bool = False) -> int:
@@ -357,10 +381,22 @@ class Catalog:
     def user_ids(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT id FROM users ORDER BY id")]
 
+    def known_user_ids(self, user_ids: Iterable[str]) -> set[str]:
+        """The ids among ``user_ids`` that are users of this catalog."""
+        return {row[0] for row in self._rows_with_ids("SELECT id FROM users", list(user_ids))}
+
     # ------------------------------------------------------------ interactions
     def add_interactions(self, interactions: Iterable[Interaction]) -> int:
         """Append interactions in one transaction (users and items must exist)."""
-        rows = [(i.user_id, i.item_id, float(i.timestamp), i.value, i.event) for i in interactions]
+        return self.add_interaction_rows((i.user_id, i.item_id, i.timestamp, i.value, i.event) for i in interactions)
+
+    def add_interaction_rows(self, interactions: Iterable[InteractionRow]) -> int:
+        """Like :meth:`add_interactions` for plain ``(user_id, item_id, timestamp, value, event)`` rows.
+
+        Raises:
+            CatalogError: a row names an unknown user or item; nothing was written.
+        """
+        rows = [(u, i, float(t), v, e) for u, i, t, v, e in interactions]
         try:
             with self.transaction():
                 self.db.conn.executemany(
@@ -387,6 +423,10 @@ class Catalog:
             sql += " WHERE i.user_id=?"
         sql += " ORDER BY i.timestamp, i.seq"
         return [Interaction(*row) for row in self.db.execute(sql, args)]
+
+    def timestamps(self) -> list[float]:
+        """Every interaction's timestamp, ascending."""
+        return [r[0] for r in self.db.execute("SELECT timestamp FROM interactions ORDER BY timestamp")]
 
     def histories(self) -> dict[str, list[Interaction]]:
         """Every user's history at once (one query; same order as :meth:`history`)."""

@@ -138,14 +138,7 @@ def _stats(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     with _open(args.db) as catalog:
         item = catalog.get(args.item_id)
-        related = {
-            "out": catalog.db.execute(
-                "SELECT relation, dst FROM relations WHERE src=? ORDER BY relation, dst", [item.id]
-            ).fetchall(),
-            "in": catalog.db.execute(
-                "SELECT relation, src FROM relations WHERE dst=? ORDER BY relation, src", [item.id]
-            ).fetchall(),
-        }
+        related = catalog.links(item.id)
     record = dataclasses.asdict(item)
     record["relations"] = {k: [list(r) for r in v] for k, v in related.items()}
     if args.json:

@@ -12,12 +12,13 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from neo_sdk import _sqlite
 from neo_sdk.errors import SessionError
 
 SCHEMA_VERSION = 1
@@ -57,14 +58,8 @@ class SessionStore:
     def __init__(self, path: str | Path = ":memory:") -> None:
         self.path = str(path)
         self._lock = threading.RLock()
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-            if self.path != ":memory:":
-                self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn = _sqlite.connect(self.path)
             self._conn.executescript(_SCHEMA)
             row = self._conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         except sqlite3.DatabaseError as exc:
@@ -75,16 +70,8 @@ class SessionStore:
         elif int(row[0]) != SCHEMA_VERSION:
             raise SessionError(f"{self.path}: session schema {row[0]}, this neo-sdk reads {SCHEMA_VERSION}")
 
-    @contextmanager
-    def _write(self) -> Iterator[None]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+    def _write(self) -> AbstractContextManager[None]:
+        return _sqlite.transaction(self._conn, self._lock)
 
     def close(self) -> None:
         self._conn.close()

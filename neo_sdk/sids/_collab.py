@@ -144,7 +144,8 @@ def collaborative_vectors(
 def _relation_neighbours(catalog: Catalog, items: set[str]) -> dict[str, list[str]]:
     """Items linked to each of ``items`` by a catalog relation, either direction."""
     out: dict[str, list[str]] = {}
-    for src, dst in catalog.db.execute("SELECT src, dst FROM relations"):
+    for relation in catalog.relations():
+        src, dst = relation.src, relation.dst
         if src in items:
             out.setdefault(src, []).append(dst)
         if dst in items:
