@@ -24,7 +24,7 @@ ORDER: list[tuple[str, ...]] = [
     ("sids",),
     ("model", "vocab", "prompts"),
     ("tasks",),
-    ("encoding",),
+    ("encoding", "retrieval"),
     ("decoding",),
     ("bundle",),
     ("session", "evaluation"),  # the runtime; evaluation beside it

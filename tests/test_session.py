@@ -140,8 +140,8 @@ def test_bad_session_input_is_refused(neo: Neo) -> None:
         neo.session(history=["book:nope"])
     with pytest.raises(SessionError, match="no session"):
         neo.resume("missing")
-    with pytest.raises(ConfigError, match="needs a history"):
-        neo.session().ask("recommend books")
+    with pytest.raises(ConfigError, match="needs an item"):
+        neo.session().ask("books like this")
 
 
 def test_sessions_survive_a_restart(trained_bundle: Path, tmp_path: Path) -> None:

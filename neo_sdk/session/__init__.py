@@ -6,6 +6,7 @@ Example:
     >>> print(session.ask("movies like this, explain why"))      # doctest: +SKIP
 """
 
+from neo_sdk.retrieval import normalize_title
 from neo_sdk.session._answer import (
     TASKS,
     Answer,
@@ -17,12 +18,7 @@ from neo_sdk.session._answer import (
 )
 from neo_sdk.session._neo import Neo
 from neo_sdk.session._session import Session
-from neo_sdk.session._steering import (
-    DialogueState,
-    SteeringVocabulary,
-    normalize_title,
-    resolve,
-)
+from neo_sdk.session._steering import DialogueState, SteeringVocabulary, resolve
 from neo_sdk.session._store import SessionStore
 
 __all__ = [

@@ -21,7 +21,8 @@ class Steering(TypedDict, total=False):
     * ``entity_type``: the type of items to return (e.g. ``movie``, ``person``);
     * ``format``: ``ids`` (a ranked list), ``mixed`` (item + explanation) or ``text``;
     * ``k``: number of items of an ``ids`` answer;
-    * ``filters``: ``year_min``, ``year_max`` (ints) and ``exclude`` (item ids).
+    * ``filters``: ``year_min``, ``year_max`` (ints), ``exclude`` (item ids), ``categories``
+      (category values every answer has) and ``related`` (item ids every answer is linked to).
     """
 
     task: str | None
@@ -88,6 +89,11 @@ class Request(BaseModel):
     query: str | None = Field(default=None, description="search words (search)")
     year_min: int | None = None
     year_max: int | None = None
+    categories: tuple[str, ...] = Field(default=(), description="category values every answer has (stated"
+                                        " in the words, e.g. 'comedies', or given in filters)")
+    related: tuple[tuple[str | None, str], ...] = Field(
+        default=(), description="(relation, item id) links every answer has, e.g. ('stars', 'person:31');"
+        " relation None: any relation ('with X', 'by Y')")
     exclude: tuple[str, ...] = Field(default=(), description="items excluded by the request itself")
     refines: int | None = Field(default=None, description="turn index this request refines, if any")
     reasons: tuple[str, ...] = Field(default=(), description="which words decided what (for debugging)")

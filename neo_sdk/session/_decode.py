@@ -19,6 +19,7 @@ from neo_sdk.decoding import (
     parse_output,
 )
 from neo_sdk.errors import DecodingError
+from neo_sdk.retrieval import HybridRetriever, reciprocal_rank_fusion
 from neo_sdk.session._answer import (
     Decoded,
     ItemPart,
@@ -32,28 +33,75 @@ from neo_sdk.session._fallback import explain_from_facts
 if TYPE_CHECKING:
     from neo_sdk.session._neo import Neo
 
+_NO_HISTORY_PROFILE = ("There is no history to describe yet: record or rate a few items (session.record) and"
+                       " ask again.")
+
+
+# A search's candidates: the retrievers' best this many (within the request's filters), all of
+# them scored by the model (beam width = candidates, so the beam search is exhaustive).
+SEARCH_CANDIDATES = 20
+RANK_BEAMS = 20  # beam width when the model ranks a whole filtered set (no words left to retrieve by)
+# Fusion weight of the retriever's (or popularity's) order against the model's (1). At 2, an item
+# the retriever ranks first stays in the top 10 whatever the model thinks of it: the model's
+# text -> SID grounding is weak (bench/RESULTS.md), its order adds the user's taste on top.
+CANDIDATE_WEIGHT = 2.0
+NO_HISTORY = ("next_item", "explain")  # tasks that, without a history, are answered as a search
+
 
 class Responder:
-    """Decodes requests for one loaded :class:`Neo`, one generation at a time per model."""
+    """Decodes requests for one loaded :class:`Neo`, one generation at a time per model.
 
-    def __init__(self, neo: Neo) -> None:
+    Searches (and recommendations for a visitor without a history) are ranked, not generated
+    freely: the request's filters (type, years, stated category values and related items) make
+    an allowlist; when words are left, the hybrid retriever's best :data:`SEARCH_CANDIDATES`
+    inside it are the candidates, and without words the most popular; the model scores the
+    candidates by constrained beam search (with the user's history when there is one), and
+    reciprocal-rank fusion merges the model's order with the retriever's (or popularity's). Every
+    item returned is one the model decoded. ``retrieval=False`` (``Neo.load``) keeps the model
+    alone: no candidates, no stated facts.
+    """
+
+    def __init__(self, neo: Neo, *, retrieval: bool = True) -> None:
         self.neo = neo
+        self.retrieval = retrieval
         self.lock = threading.RLock()
+        positions = neo.trie.position_of()
+        self.ids = [""] * neo.trie.num_items
         years = np.full(neo.trie.num_items, -1, dtype=np.int64)
-        for item_id, pos in neo.trie.position_of().items():
+        popularity = np.zeros(neo.trie.num_items)
+        for item_id, pos in positions.items():
+            self.ids[pos] = item_id
             years[pos] = neo.facts.year(item_id) or -1
+            popularity[pos] = neo.facts.popularity.get(item_id, 0.0)
         self.years = years
+        self.popularity = popularity
         self.dated_types = {neo.trie.types[t] for t in np.unique(neo.trie.item_types[years >= 0])}
+        self._retrievers: dict[str, HybridRetriever] = {}
 
     def item_filter(self, request: Request, exclude: Sequence[str]) -> TrieFilter:
-        """Trie filter of a request: its entity type, years and excluded items."""
+        """Trie filter of a request: its entity type, years, stated facts and excluded items."""
         flt = TrieFilter.create(self.neo.trie, entity_types=[request.entity_type], exclude=exclude)
-        if (request.year_min is None and request.year_max is None) or request.entity_type not in self.dated_types:
-            return flt  # a type without years (e.g. people) is not filtered by year
-        low = request.year_min if request.year_min is not None else -(10**9)
-        high = request.year_max if request.year_max is not None else 10**9
-        years = self.years
-        return TrieFilter.from_mask(flt.allowed & (years >= low) & (years <= high))
+        mask = flt.allowed.copy()
+        if (request.year_min is not None or request.year_max is not None) and request.entity_type in self.dated_types:
+            low = request.year_min if request.year_min is not None else -(10**9)
+            high = request.year_max if request.year_max is not None else 10**9
+            mask &= (self.years >= low) & (self.years <= high)  # a type without years is not filtered
+        if request.categories or request.related:
+            mask &= self._facts_mask(request, mask)
+        return TrieFilter.from_mask(mask) if (mask != flt.allowed).any() else flt
+
+    def _facts_mask(self, request: Request, allowed: np.ndarray) -> np.ndarray:
+        """Which allowed items have every stated category value and related item."""
+        facts, positions = self.neo.facts, self.neo.trie.position_of()
+        keep = np.zeros_like(allowed)
+        candidates = {self.ids[p] for p in np.flatnonzero(allowed)}
+        for relation, other in request.related:
+            candidates &= {src for rel, src in facts.reverse.get(other, []) if relation in (None, rel)}
+        wanted = {c.lower() for c in request.categories}
+        for item in candidates:
+            if wanted <= {g.lower() for g in facts.genres(item)}:
+                keep[positions[item]] = True
+        return keep
 
     def run(self, request: Request, history: Sequence[str], user: str | None, exclude: Sequence[str], *,
             max_new_tokens: int | None = None) -> Generator[StreamEvent, None, Decoded]:
@@ -61,23 +109,87 @@ class Responder:
         :class:`Decoded` result (the caller, a :class:`Session`, builds the :class:`Answer`)."""
         started = time.perf_counter()
         neo = self.neo
-        prompt = neo.encoder.prompt_ids(neo.prompt_text(request, history, user))
+        if request.task == "profile" and not history:
+            text = TextPart(text=neo.prompts.word("misc", "no_history", _NO_HISTORY_PROFILE))
+            yield StreamEvent(text=text.text)
+            return Decoded([text], {})
         flt = self.item_filter(request, exclude) if request.task != "profile" else None
-        timings = {"prompt_ms": (time.perf_counter() - started) * 1000}
+        timings = {"filter_ms": (time.perf_counter() - started) * 1000}
         if flt is not None and flt.num_allowed == 0:
             nothing = TextPart(text=self._nothing_left(request))
             yield StreamEvent(text=nothing.text)
             return Decoded([nothing], timings)
         started = time.perf_counter()
-        if request.format == "ids":
-            segments = yield from self._run_ids(prompt, request, flt)
+        ranked = flt is not None and (request.task == "search" and self.retrieval
+                                      or request.task in NO_HISTORY and not history)
+        if ranked:
+            assert flt is not None
+            segments = yield from self._run_ranked(request, history, user, flt, timings)
         else:
-            segments = yield from self._run_generate(prompt, request, flt, max_new_tokens or neo.max_new_tokens)
+            prompt = neo.encoder.prompt_ids(neo.prompt_text(request, history, user))
+            if request.format == "ids":
+                segments = yield from self._run_ids(prompt, request, flt)
+            else:
+                segments = yield from self._run_generate(prompt, request, flt, max_new_tokens or neo.max_new_tokens)
         timings["decode_ms"] = (time.perf_counter() - started) * 1000
         explained_by = None
         if request.format == "mixed":
             explained_by = yield from explain_from_facts(neo, request, history, segments)
         return Decoded(segments, timings, explained_by)
+
+    def _run_ranked(self, request: Request, history: Sequence[str], user: str | None, flt: TrieFilter,
+                    timings: dict[str, float]) -> Generator[StreamEvent, None, list[Segment]]:
+        """Candidates, the model's scores over them, and the fused order (class docs)."""
+        neo = self.neo
+        started = time.perf_counter()
+        allowed = [self.ids[p] for p in np.flatnonzero(flt.allowed)]
+        words = (request.query or "").strip() if request.task == "search" else ""
+        if words and self.retrieval:
+            other = self.retriever(request.entity_type).rank(words, SEARCH_CANDIDATES, allowed=allowed)
+            candidates = other or allowed
+        elif not history:
+            other = sorted(allowed, key=lambda i: -self.popularity[neo.trie.position_of()[i]])[:SEARCH_CANDIDATES]
+            candidates = other
+        else:
+            other, candidates = [], allowed
+        timings["retrieve_ms"] = (time.perf_counter() - started) * 1000
+        k = request.k if request.format == "ids" else 1
+        beams = min(max(k, len(candidates) if len(candidates) <= SEARCH_CANDIDATES else RANK_BEAMS), len(candidates))
+        if history:
+            prompt_request = request.model_copy(update={"task": "next_item", "format": "ids", "k": beams})
+        else:
+            prompt_request = request.model_copy(update={"task": "search", "format": "ids", "k": beams,
+                                                        "query": request.query or request.text})
+        prompt = neo.encoder.prompt_ids(neo.prompt_text(prompt_request, history, user))
+        narrowed = TrieFilter.create(neo.trie, entity_types=[request.entity_type], allow=candidates)
+        with self.lock:
+            scored = beam_search_items(neo.model, [prompt], neo.trie, neo.tokens, k=beams, num_beams=beams,
+                                       filters=narrowed, pad_token_id=neo.encoder.end_id)[0]
+        model_order = [s.item_id for s in scored]
+        score_of = {s.item_id: s.score for s in scored}
+        decoded = set(model_order)
+        order = model_order
+        if other:
+            order = reciprocal_rank_fusion([model_order, [i for i in other if i in decoded]],
+                                           weights=[1.0, CANDIDATE_WEIGHT])
+        segments: list[Segment] = []
+        for n, item in enumerate(order[:k], 1):
+            ref = neo.item(item, score=score_of[item])
+            if request.format == "ids":
+                number = f"{'' if n == 1 else chr(10)}{n}. "
+                segments.append(TextPart(text=number))
+                yield StreamEvent(text=number)
+            segments.append(ItemPart(item=ref))
+            yield StreamEvent(text=ref.label(), item=ref)
+        return segments
+
+    def retriever(self, entity_type: str) -> HybridRetriever:
+        """The hybrid retriever over one type's item texts (built on first use)."""
+        found = self._retrievers.get(entity_type)
+        if found is None:
+            found = HybridRetriever.from_catalog(self.neo.catalog, entity_type)
+            self._retrievers[entity_type] = found
+        return found
 
     def _nothing_left(self, request: Request) -> str:
         years = ""

@@ -40,7 +40,7 @@ class Neo:
     """
 
     def __init__(self, contents: BundleContents, catalog: Catalog, prompts: PromptSet, store: SessionStore, *,
-                 max_new_tokens: int = 64, phrasing_index: int = 0) -> None:
+                 max_new_tokens: int = 64, phrasing_index: int = 0, retrieval: bool = True) -> None:
         self.bundle = contents
         self.manifest: dict[str, Any] = contents.manifest
         self.model = contents.model
@@ -57,7 +57,8 @@ class Neo:
         decoder = build_decoder(self.model, self.encoder)
         self.trie, self.tokens = decoder.trie, decoder.tokens
         self.facts = CatalogFacts(catalog, prompts)
-        self.responder = Responder(self)
+        self.retrieval = retrieval
+        self.responder = Responder(self, retrieval=retrieval)
         self.steering = steering_vocabulary(self)
 
     # ---------------------------------------------------------------------------- loading
@@ -71,6 +72,7 @@ class Neo:
         sessions: str | Path | SessionStore | None = None,
         max_new_tokens: int = 64,
         threads: int | None = None,
+        retrieval: bool = True,
     ) -> Neo:
         """Load and verify a bundle (checksums, base model, tokenizer, catalog SIDs).
 
@@ -84,6 +86,8 @@ class Neo:
                 default ``$NEO_HOME/sessions.db``.
             max_new_tokens: cap on generated tokens for text and mixed answers.
             threads: torch CPU threads (default: torch's choice).
+            retrieval: searches rank retrieved candidates within the facts the request states
+                (:class:`~neo_sdk.session._decode.Responder`); ``False``: the model alone.
 
         Raises:
             BundleError: a missing, altered or mismatched bundle, a missing catalog, or one in which
@@ -110,7 +114,7 @@ class Neo:
             store = sessions
         else:
             store = SessionStore(sessions if sessions is not None else neo_home() / "sessions.db")
-        return cls(contents, opened, prompt_set, store, max_new_tokens=max_new_tokens)
+        return cls(contents, opened, prompt_set, store, max_new_tokens=max_new_tokens, retrieval=retrieval)
 
     @property
     def bundle_id(self) -> str:

@@ -134,9 +134,10 @@ class Session:
         """Items a request may not return: its own exclusions (\"not that one\"), and for
         recommendation tasks (next_item, explain, like_this) the items recommended earlier in the
         session (except those of the turn it refines), the consumed items and the focus item.
-        Search is retrieval: only its own exclusions apply."""
+        A search with words is retrieval: only its own exclusions apply; a search that only states
+        facts ("comedies from the 90s") recommends within them, and excludes like a recommendation."""
         out = list(request.exclude)
-        if request.task not in RECOMMENDATION_TASKS:
+        if request.task not in RECOMMENDATION_TASKS and not (request.task == "search" and not request.query):
             return out
         if self.exclude_recommended:
             for answer in self.answers:

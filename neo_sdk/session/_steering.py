@@ -30,13 +30,13 @@ Everything it decided is in ``Request.reasons``.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from neo_sdk._names import OUTPUT_FORMATS, TASKS
 from neo_sdk.errors import ConfigError, UnknownItemError
+from neo_sdk.retrieval import StatedFacts, normalize_title
 from neo_sdk.session._answer import Request
 
 NUMBER_WORDS = {
@@ -49,6 +49,7 @@ ORDINALS = {
     "eighth": 8, "ninth": 9, "tenth": 10, "1st": 1, "2nd": 2, "3rd": 3, "last": -1,
 }
 DEFAULT_K = 10  # items of an id list when the request does not say
+FILTERS = ("year_min", "year_max", "exclude", "categories", "related")  # the keys of ``filters=``
 
 _PROFILE = re.compile(
     r"\b(describe|profile|summari[sz]e|portrait|characteri[sz]e)\b.*\b(me|my|user|taste|interests|them|they)\b"
@@ -88,16 +89,6 @@ _FILLER = re.compile(
 )
 
 
-def normalize_title(title: str) -> str:
-    """Lowercase, accents and punctuation removed, year dropped, ``Usual Suspects, The`` -> ``the usual suspects``."""
-    text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode().lower()
-    text = re.sub(r"\s*\((?:\d{4}|[^)]*)\)\s*$", "", text.strip())
-    moved = re.match(r"^(.*), (the|a|an|la|le|les|il|el|der|die|das)$", text)
-    if moved:
-        text = f"{moved.group(2)} {moved.group(1)}"
-    return re.sub(r"[^a-z0-9]+", " ", text).strip()
-
-
 @dataclass
 class SteeringVocabulary:
     """What the resolver knows about a catalog: type words, titles, genres, defaults."""
@@ -109,6 +100,12 @@ class SteeringVocabulary:
     genres: set[str]
     type_of: Callable[[str], str]
     formats: Mapping[str, Sequence[str]] = field(default_factory=dict)  # task -> declared formats
+    read_facts: Callable[[str], StatedFacts] | None = None  # category values and related items stated
+
+    def is_title(self, text: str) -> bool:
+        """Whether ``text`` is, word for word, a catalog title (a navigational request)."""
+        name = normalize_title(text)
+        return name in self.titles or f"the {name}" in self.titles
 
     def find_title(self, text: str) -> str | None:
         """The catalog item whose title starts ``text`` (longest match first)."""
@@ -153,16 +150,19 @@ def resolve(
     _check_arguments(vocab, task, entity_type, format)
     r = _Reading(" ".join(text.lower().split()), vocab, state)
     r.read_references()
+    r.read_facts()
     r.choose_task(task)
     r.choose_focus()
     chosen_type = r.choose_type(entity_type)
     chosen_format = r.choose_format(format)
     chosen_k = r.choose_k(k, chosen_format)
     year_min, year_max, exclude = r.choose_filters(filters)
+    categories, related = r.choose_facts(filters)
     return Request(
         text=text, task=r.task, entity_type=chosen_type, format=chosen_format, k=chosen_k,  # type: ignore[arg-type]
         focus=r.focus, query=r.search_query(year_min), year_min=year_min, year_max=year_max,
-        exclude=tuple(exclude), refines=state.last_turn if r.base is not None else None, reasons=tuple(r.reasons),
+        categories=categories, related=related, exclude=tuple(exclude),
+        refines=state.last_turn if r.base is not None else None, reasons=tuple(r.reasons),
     )
 
 
@@ -190,6 +190,7 @@ class _Reading:
     base: Request | None = None  # the request this one refines
     task: str = "next_item"
     focus: str | None = None
+    stated: StatedFacts = field(default_factory=StatedFacts)  # category values, related items
 
     def read_references(self) -> None:
         """Items named by position in the previous answer, and items the words exclude."""
@@ -294,9 +295,9 @@ class _Reading:
         exclude = list(base.exclude) if base is not None else []
         exclude += [i for i in self.negated if i not in exclude]
         given = dict(filters or {})
-        unknown = sorted(set(given) - {"year_min", "year_max", "exclude"})
+        unknown = sorted(set(given) - set(FILTERS))
         if unknown:
-            raise ConfigError(f"unknown filter(s) {unknown}; filters take year_min, year_max and exclude")
+            raise ConfigError(f"unknown filter(s) {unknown}; filters take {', '.join(FILTERS)}")
         year_min = given.get("year_min", year_min)
         year_max = given.get("year_max", year_max)
         for name, value in (("year_min", year_min), ("year_max", year_max)):
@@ -308,16 +309,50 @@ class _Reading:
                 exclude.append(item)
         return year_min, year_max, exclude
 
+    def read_facts(self) -> None:
+        """The category values and related items the words state (not in a bare title, "star wars")."""
+        reader = self.vocab.read_facts
+        if reader is None or self.vocab.is_title(_FILLER.sub(" ", self.t)):
+            return
+        self.stated = reader(self.t)
+        for phrase in self.stated.phrases:
+            self.reasons.append(f"fact: {phrase}")
+
+    def choose_facts(self, filters: Mapping[str, Any] | None) -> tuple[tuple[str, ...], tuple[tuple[str | None, str], ...]]:
+        """Category values and related items: the words, what the refined request had, explicit filters."""
+        base, given = self.base, dict(filters or {})
+        categories = list(base.categories) if base is not None else []
+        related = list(base.related) if base is not None else []
+        categories += [c for c in self.stated.categories if c not in categories]
+        related += [r for r in self.stated.related if r not in related]
+        values = given.get("categories", ())
+        if isinstance(values, str) or not all(isinstance(v, str) for v in values):
+            raise ConfigError(f"filter categories must be a list of category values (got {values!r})")
+        categories += [v for v in values if v not in categories]
+        for item in given.get("related", ()):
+            self.vocab.type_of(item)  # raises UnknownItemError
+            if (None, item) not in related:
+                related.append((None, item))
+        return tuple(categories), tuple(related)
+
     def search_query(self, year_min: int | None) -> str | None:
-        """A search's words; a refinement keeps the refined search's words (a new decade is added)."""
+        """A search's words. With a fact reader, the words no filter took (``None`` when none are
+        left: the stated facts are the whole request); without one (the model alone), the request's
+        descriptive words, decades written out. A refinement keeps the refined search's words."""
         if self.task != "search":
             return None
+        model_alone = self.vocab.read_facts is None
         if self.base is not None and self.base.query:
             query = self.base.query
-            if _DECADE.search(self.t) and year_min is not None and f"{year_min}s" not in query:
+            if model_alone and _DECADE.search(self.t) and year_min is not None and f"{year_min}s" not in query:
                 query = f"{year_min}s {query}"
             return query
-        return _search_query(self.t, self.vocab) or self.t
+        if model_alone:
+            return _search_query(self.t, self.vocab) or self.t
+        free = self.stated.free_text if self.stated else self.t
+        for pattern in (_DECADE, _BEFORE, _AFTER, _FROM_YEAR):
+            free = pattern.sub(" ", free)
+        return _search_query(free, self.vocab) or None
 
 
 # ----------------------------------------------------------------------------- helpers

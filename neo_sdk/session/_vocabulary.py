@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from neo_sdk.session._steering import SteeringVocabulary, normalize_title
+from neo_sdk.retrieval import FactReader, normalize_title
+from neo_sdk.session._steering import SteeringVocabulary
 
 if TYPE_CHECKING:
     from neo_sdk.session._neo import Neo
@@ -36,5 +37,5 @@ def steering_vocabulary(neo: Neo) -> SteeringVocabulary:
     formats = {task: neo.prompts.formats(task) for task in neo.prompts.tasks}
     return SteeringVocabulary(
         types=types, default_type=default_type, type_words=words, titles=titles, genres=genres,
-        type_of=neo.type_of, formats=formats,
+        type_of=neo.type_of, formats=formats, read_facts=FactReader(neo.facts).read if neo.retrieval else None,
     )

@@ -1,0 +1,25 @@
+"""Retrieval room: BM25 and dense retrieval over item texts, their fusion, and the facts a request
+states (category values, related items) read with the catalog's own vocabulary.
+
+The runtime's search ranks the retrieved candidates with the model (constrained decoding over an
+allowlist), and ``neo_sdk.evaluation`` scores the retrievers as baselines.
+"""
+
+from neo_sdk.retrieval._hybrid import RRF_K, HybridRetriever, reciprocal_rank_fusion
+from neo_sdk.retrieval._index import ItemIndex, top_k
+from neo_sdk.retrieval._stated import FactReader, StatedFacts, normalize_title, words
+from neo_sdk.retrieval._text import BM25Retriever, DenseRetriever
+
+__all__ = [
+    "RRF_K",
+    "BM25Retriever",
+    "DenseRetriever",
+    "FactReader",
+    "HybridRetriever",
+    "ItemIndex",
+    "StatedFacts",
+    "normalize_title",
+    "reciprocal_rank_fusion",
+    "top_k",
+    "words",
+]

@@ -1,0 +1,179 @@
+"""The facts a request states, read generically from the catalog: category values, and related
+items named with their relation words ("directed by X", "starring Y", "hosted by Z", "by W").
+
+Everything comes from the catalog and the prompt words, so the same reader serves movies, books,
+podcasts or products:
+
+* **categories**: the values of each type's category field (:attr:`CatalogFacts.category_field`),
+  matched with simple English word forms ("comedies", "romantic", "animated", "sci fi");
+* **related items**: the names of items that are the target of a relation (people, hosts,
+  authors), matched in full, or by last name right after a relation phrase ("by kubrick");
+  the relation phrase before a name (the prompts' ``relations`` and ``roles`` words, e.g.
+  "directed by", "director", "starring", "actor") picks the relation; "by", "with", "featuring"
+  and "from" leave it open (any relation);
+* what is left is the **free text** a retriever matches.
+
+Years and decades are read by the steering resolver itself.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from neo_sdk.tasks import CatalogFacts
+
+_NAME_MAX_WORDS = 5
+_RELATION_MAX_WORDS = 3
+_OPEN_RELATION = ("by", "with", "featuring", "from", "starring")  # a relation word of unknown relation
+_JOINERS = ("and", "or", "&")
+# word forms of a category value: (suffix of the value, suffix of the derived word)
+_FORMS = (("y", "ies"), ("y", "ic"), ("ce", "tic"), ("ion", "ed"), ("ary", "aries"), ("", "s"), ("", "es"))
+
+
+def words(text: str) -> list[str]:
+    """Lower-case ASCII words of a text (accents dropped, apostrophes and punctuation split)."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    return re.findall(r"[a-z0-9]+", ascii_text)
+
+
+def normalize_title(title: str) -> str:
+    """Lowercase, accents and punctuation removed, year dropped, ``Usual Suspects, The`` -> ``the usual suspects``."""
+    text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode().lower()
+    text = re.sub(r"\s*\((?:\d{4}|[^)]*)\)\s*$", "", text.strip())
+    moved = re.match(r"^(.*), (the|a|an|la|le|les|il|el|der|die|das)$", text)
+    if moved:
+        text = f"{moved.group(2)} {moved.group(1)}"
+    return re.sub(r"[^a-z0-9]+", " ", text).strip()
+
+
+@dataclass(frozen=True)
+class StatedFacts:
+    """What a request states about the items it wants.
+
+    Attributes:
+        categories: category values every answer must have.
+        related: ``(relation, item id)`` pairs every answer must be linked by (relation ``None``:
+            any relation).
+        free_text: the request's words once the facts are read out.
+        phrases: the words that stated each fact, in order (for ``Request.reasons``).
+    """
+
+    categories: tuple[str, ...] = ()
+    related: tuple[tuple[str | None, str], ...] = ()
+    free_text: str = ""
+    phrases: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.categories or self.related)
+
+
+class FactReader:
+    """Reads :class:`StatedFacts` out of request text, with the vocabulary of one catalog."""
+
+    def __init__(self, facts: CatalogFacts) -> None:
+        self.facts = facts
+        self.categories: dict[str, str] = {}  # word form (space-joined words) -> category value
+        for etype, field in facts.category_field.items():
+            if field is None:
+                continue
+            for item in facts.by_type[etype]:
+                for value in facts.genres(item):
+                    for form in _category_forms(value):
+                        self.categories.setdefault(form, value)
+        self.names: dict[str, str] = {}  # full name words -> item id (the most popular wins)
+        self.surnames: dict[str, str] = {}
+        named = sorted((i for i in facts.items if facts.reverse.get(i)), key=lambda i: (facts.popularity[i], i))
+        for item in named:
+            name = words(facts.title(item))
+            if len(name) >= 2:
+                self.names[" ".join(name)] = item
+                self.surnames[name[-1]] = item
+        self.relations: dict[str, str | None] = dict.fromkeys(_OPEN_RELATION)
+        for relation in sorted({r for links in facts.forward.values() for r, _ in links}):
+            for phrase, plural in ((facts.relation_words(relation), False), (facts.role_word(relation), True)):
+                form = " ".join(words(phrase))
+                if form:
+                    self.relations[form] = relation
+                    if plural:
+                        self.relations.setdefault(form + "s", relation)
+
+    def read(self, text: str) -> StatedFacts:
+        """The facts ``text`` states, and the words left."""
+        tokens = words(text)
+        used = [False] * len(tokens)
+        related: list[tuple[int, tuple[str | None, str], str]] = []
+        categories: list[tuple[int, str, str]] = []
+        names: list[tuple[int, int, str]] = []
+        taken = [False] * len(tokens)
+        for start, length, item in self._names(tokens):
+            if not any(taken[start : start + length]):
+                names.append((start, length, item))
+                for n in range(start, start + length):
+                    taken[n] = True
+        last_relation: str | None = None
+        for start, length, item in sorted(names):
+            relation, phrase_start = self._relation_before(tokens, start, used)
+            if phrase_start == start and related and _joined(tokens, used, start):
+                relation = last_relation  # "starring tom hanks and meg ryan"
+            for n in range(phrase_start, start + length):
+                used[n] = True
+            last_relation = relation
+            related.append((start, (relation, item), " ".join(tokens[phrase_start : start + length])))
+        for length in range(3, 0, -1):
+            for start in range(len(tokens) - length + 1):
+                form = " ".join(tokens[start : start + length])
+                if form in self.categories and not any(used[start : start + length]):
+                    for n in range(start, start + length):
+                        used[n] = True
+                    categories.append((start, self.categories[form], form))
+        free = " ".join(t for t, u in zip(tokens, used, strict=True) if not u)
+        found = sorted([(s, p) for s, _, p in related] + [(s, p) for s, _, p in categories])
+        return StatedFacts(
+            categories=tuple(dict.fromkeys(value for _, value, _ in sorted(categories))),
+            related=tuple(dict.fromkeys(pair for _, pair, _ in sorted(related))),
+            free_text=free, phrases=tuple(p for _, p in found),
+        )
+
+    def _names(self, tokens: list[str]) -> Iterable[tuple[int, int, str]]:
+        """Full names (longest first), then last names right after a relation phrase."""
+        for length in range(min(_NAME_MAX_WORDS, len(tokens)), 1, -1):
+            for start in range(len(tokens) - length + 1):
+                item = self.names.get(" ".join(tokens[start : start + length]))
+                if item is not None:
+                    yield start, length, item
+        for start in range(1, len(tokens)):
+            item = self.surnames.get(tokens[start])
+            if item is not None and self._relation_before(tokens, start, [False] * len(tokens))[1] < start:
+                yield start, 1, item
+
+    def _relation_before(self, tokens: list[str], start: int, used: list[bool]) -> tuple[str | None, int]:
+        """The relation named by the words just before ``start``, and where they begin."""
+        for length in range(min(_RELATION_MAX_WORDS, start), 0, -1):
+            begin = start - length
+            phrase = " ".join(tokens[begin:start])
+            if phrase in self.relations and not any(used[begin:start]):
+                return self.relations[phrase], begin
+        return None, start
+
+
+def _joined(tokens: list[str], used: list[bool], start: int) -> bool:
+    """Whether the word before ``start`` joins this name to a fact just read ("X and Y")."""
+    return start >= 2 and tokens[start - 1] in _JOINERS and used[start - 2]
+
+
+def _category_forms(value: str) -> set[str]:
+    """Word forms of a category value: itself, plurals, simple adjective forms."""
+    base = words(value)
+    if not base:
+        return set()
+    forms = {" ".join(base), "".join(base)}
+    if len(base) > 1 and len(base[-1]) == 1:  # "children's" -> "children"
+        forms.add(" ".join(base[:-1]))
+    head, last = base[:-1], base[-1]
+    for suffix, derived in _FORMS:
+        if last.endswith(suffix) and len(last) - len(suffix) >= 3:
+            forms.add(" ".join([*head, last[: len(last) - len(suffix)] + derived]))
+    return forms

