@@ -2,7 +2,7 @@
 
 Layout of a bundle folder::
 
-    manifest.json          versions, base model ref + hash, tokenizer size, SID table hash,
+    manifest.json          versions, base model ref + content hash, tokenizer size, SID table hash,
                            prompts hash, training config, metrics, sha256 of every other file
     sid_rows.safetensors   the SID token rows: input embeddings and (untied) output head
     adapter.safetensors    LoRA weights (peft) + adapter.json, or
@@ -13,8 +13,9 @@ Layout of a bundle folder::
     prompts/               the prompt files used in training (one source for inference)
 
 A bundle is written into a temporary sibling folder and renamed into place, so it is never half
-written. :func:`load_bundle` refuses a missing or altered file (checksum), a different base model,
-a tokenizer of the wrong size, and a catalog whose SID table does not *extend* the snapshot.
+written. :func:`load_bundle` refuses a missing or altered file (checksum), a different base model
+(other weights, even of the same shape: :func:`base_model_hash`), a tokenizer of the wrong size,
+and a catalog whose SID table does not *extend* the snapshot.
 
 **A living catalog.** A catalog extends the snapshot when every trained item keeps exactly its SID
 (and type); items given SIDs later (``neo sids assign``) are new items. Their codes are tokens the
@@ -42,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from neo_sdk._files import replace_dir, sha256_file
+from neo_sdk._files import cached_sha256, replace_dir, sha256_file
 from neo_sdk.errors import BundleError, SIDError
 
 BUNDLE_FORMAT = 1
@@ -51,16 +52,68 @@ MANIFEST = "manifest.json"
 logger = logging.getLogger(__name__)
 
 
+_BASE_FILES = (".json", ".safetensors", ".bin")  # config, tokenizer files and weights of a base folder
+
+
 def base_model_hash(folder: Path) -> str:
-    """Hash of a base model folder's config and weights file names and sizes (fast, stable)."""
+    """Content hash of a base model folder: the name and SHA-256 of each config, tokenizer and
+    weights file (``*.json``, ``*.safetensors``, ``*.bin``; not ``neo_conversion.json``).
+
+    A fine-tune of the same shape has other weights, so another hash. Hashing SmolLM2's 540 MB of
+    weights takes about a second: the digests are cached
+    (:func:`~neo_sdk._files.cached_sha256`, in memory and in ``neo_home()/models/sha256-index.json``),
+    keyed on each file's size, times and inode, so later loads cost a ``stat`` per file.
+    """
+    from neo_sdk._home import neo_home
+
+    index = neo_home() / "models" / "sha256-index.json"
     digest = hashlib.sha256()
-    for path in sorted(folder.glob("*")):
+    for path in sorted(Path(folder).glob("*")):
+        if path.suffix in _BASE_FILES and path.name != "neo_conversion.json" and path.is_file():
+            digest.update(path.name.encode() + b"\0")
+            digest.update(cached_sha256(path, index).encode())
+    return digest.hexdigest()
+
+
+def _size_hash(folder: Path) -> str:
+    """What bundles recorded before :func:`base_model_hash` read contents: JSON files' contents,
+    weights files' names and sizes only (a same-shape fine-tune had the same hash)."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(folder).glob("*")):
         if path.suffix in (".json", ".safetensors") and path.name != "neo_conversion.json":
             digest.update(path.name.encode())
             digest.update(str(path.stat().st_size).encode())
             if path.suffix == ".json":
                 digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def check_base_model(path: Path, manifest: dict[str, Any], base: str | None = None) -> str:
+    """Check that the base model ``base`` (default: the manifest's reference) resolves to the
+    folder the bundle was trained on; returns the reference.
+
+    Bundles written before contents were hashed (no ``hash_of`` in the manifest) recorded names
+    and sizes only: they are checked that way, with a warning (retrain to record the contents).
+
+    Raises:
+        BundleError: another base model (other weights, config or tokenizer files).
+    """
+    from neo_sdk.model import resolve_base
+
+    recorded = manifest["base_model"]
+    ref = base or recorded["ref"]
+    folder = resolve_base(ref)
+    if recorded.get("hash_of") == "contents":
+        same = base_model_hash(folder) == recorded["hash"]
+    else:
+        same = _size_hash(folder) == recorded["hash"]
+        if same:
+            logger.warning("%s: this bundle recorded its base model by file sizes only (written before"
+                           " contents were hashed): a fine-tune of the same shape would pass for %s; retrain to record its contents",
+                           path, ref)
+    if not same:
+        raise BundleError(f"base model {ref} ({folder}) is not the one this bundle was trained on")
+    return str(ref)
 
 
 @dataclass(frozen=True)
@@ -180,7 +233,7 @@ def save_bundle(
         "format": BUNDLE_FORMAT,
         "neo_sdk_version": __version__,
         "torch_version": torch.__version__,
-        "base_model": {"ref": base_ref, "hash": base_model_hash(base_folder),
+        "base_model": {"ref": base_ref, "hash": base_model_hash(base_folder), "hash_of": "contents",
                        "num_hidden_layers": num_hidden_layers},
         "tokenizer_size": len(tokenizer),
         "sid_table_hash": table.content_hash,
@@ -196,8 +249,19 @@ def save_bundle(
     return out
 
 
-def read_manifest(path: Path) -> dict[str, Any]:
-    """The manifest of a bundle, after checking every file against its checksum."""
+def read_manifest(path: Path, *, verify: bool = True) -> dict[str, Any]:
+    """The manifest of a bundle, after checking every file against its checksum.
+
+    Args:
+        path: the bundle folder.
+        verify: check every file (present, unaltered, nothing extra). ``False`` reads the manifest
+            alone (its format checked), for a caller that only needs a field before it calls
+            :func:`load_bundle`, which verifies every file itself: one load checksums each once.
+
+    Raises:
+        BundleError: not a bundle, another bundle format, or (``verify``) a missing, altered or
+            unexpected file.
+    """
     path = Path(path)
     manifest_path = path / MANIFEST
     if not manifest_path.exists():
@@ -208,6 +272,8 @@ def read_manifest(path: Path) -> dict[str, Any]:
         raise BundleError(f"{manifest_path}: corrupted manifest ({exc.msg})") from exc
     if manifest.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"{path}: bundle format {manifest.get('format')}, this neo-sdk reads {BUNDLE_FORMAT}")
+    if not verify:
+        return dict(manifest)
     for name, digest in manifest["files"].items():
         file = path / name
         if not file.exists():
@@ -224,23 +290,29 @@ def read_manifest(path: Path) -> dict[str, Any]:
 def load_bundle(path: str | Path, *, catalog: Any = None, base: str | None = None, merge: bool = True) -> BundleContents:
     """Load and verify a bundle; the returned model has the adapters merged (fast inference).
 
+    In order, before any weights are read: every file against its checksum (once), the SID
+    snapshot against the manifest, ``catalog`` (when given) against the snapshot
+    (:func:`check_catalog`), the base model's contents against the recorded hash
+    (:func:`check_base_model`); then the tokenizer's size.
+
     Args:
         path: the bundle folder.
         catalog: an open :class:`~neo_sdk.catalog.Catalog` whose SID table must be the trained one
             or extend it (module docstring); the returned ``vocab`` and ``table`` then cover the
-            catalog's items as they are now (new items, active flags). ``None``: the snapshot.
+            catalog's items as they are now (new items, active flags). ``None``: no catalog is
+            checked or opened (not even the one the manifest records: :meth:`neo_sdk.Neo.load`
+            opens that one) and the snapshot is served.
         base: override the base model folder (default: the manifest's reference).
         merge: merge LoRA weights into the base weights.
 
     Raises:
         BundleError: anything missing, altered or mismatched, or a catalog that changed or
-            removed the SID of a trained item.
+            removed the SID of a trained item, or has no SIDs.
     """
     import torch
     from safetensors.torch import load_file
 
-    from neo_sdk.model import load_base_model, resolve_base
-    from neo_sdk.model import untie_output_head
+    from neo_sdk.model import load_base_model, untie_output_head
     from neo_sdk.vocab import SIDVocab
 
     path = Path(path)
@@ -250,10 +322,7 @@ def load_bundle(path: str | Path, *, catalog: Any = None, base: str | None = Non
     if catalog is not None:
         served, extension = check_catalog(path, catalog, manifest=manifest, trained=table)
         _log_extension(path, manifest, extension)
-    ref = base or manifest["base_model"]["ref"]
-    folder = resolve_base(ref)
-    if base_model_hash(folder) != manifest["base_model"]["hash"]:
-        raise BundleError(f"base model {ref} ({folder}) is not the one this bundle was trained on")
+    ref = check_base_model(path, manifest, base)
     model, _ = load_base_model(ref, num_hidden_layers=manifest["base_model"].get("num_hidden_layers"))
     from transformers import AutoTokenizer
 

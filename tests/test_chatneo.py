@@ -17,7 +17,8 @@ from pydantic import BaseModel
 from neo_sdk import Answer, ChatNeo
 from neo_sdk.errors import ConfigError
 from neo_sdk.integrations import answer_of
-from neo_sdk.session import Neo
+from neo_sdk.session import ItemRef, Neo, Request
+from neo_sdk.session._answer import ItemPart, StreamEvent, TextPart
 
 
 class TestChatNeoStandard(ChatModelUnitTests):
@@ -43,6 +44,111 @@ def chat(trained_bundle: Path) -> ChatNeo:
     neo.close()
 
 
+# ---------------------------------------------------------- a scripted runtime (no model)
+DUNE = ItemRef(id="book:dune", type="book", title="Dune", sid="<a><b>", year=1965)
+FOUNDATION = ItemRef(id="book:foundation", type="book", title="Foundation", sid="<a><c>", year=1951)
+SEGMENTS = [ItemPart(item=DUNE), TextPart(text=" is a desert epic. Try "), ItemPart(item=FOUNDATION),
+            TextPart(text=" next.\nAnd more.")]
+TEXT = "Dune (1965) is a desert epic. Try Foundation (1951) next.\nAnd more."
+
+
+def scripted_answer() -> Answer:
+    request = Request(text="books like dune, explain why", task="like_this", entity_type="book", format="mixed", k=1)
+    return Answer(text=TEXT, segments=SEGMENTS, items=[DUNE, FOUNDATION], task="like_this", entity_type="book",
+                  format="mixed", request=request, session_id="s", turn=0)
+
+
+class ScriptedSession:
+    """What ChatNeo uses of a Session; streams the scripted answer in 4-character pieces."""
+
+    def __init__(self, user: str | None) -> None:
+        self.user, self.answers, self.focus, self.max_new_tokens = user, [], None, None
+
+    def ask(self, text: str, **steering) -> Answer:
+        return scripted_answer()
+
+    def stream(self, text: str, **steering):
+        for segment in SEGMENTS:
+            if isinstance(segment, ItemPart):
+                yield StreamEvent(segment.item.label(), item=segment.item)
+            else:
+                for at in range(0, len(segment.text), 4):
+                    yield StreamEvent(segment.text[at : at + 4])
+        yield StreamEvent(answer=scripted_answer())
+
+
+class ScriptedNeo:
+    def __init__(self) -> None:
+        self.users: list[str | None] = []
+
+    def session(self, user: str | None = None, **kwargs) -> ScriptedSession:
+        self.users.append(user)
+        return ScriptedSession(user)
+
+
+def streamed(model: ChatNeo, **kwargs):
+    chunks = list(model.stream("books like dune, explain why", **kwargs))
+    whole = chunks[0]
+    for chunk in chunks[1:]:
+        whole += chunk
+    return chunks, whole
+
+
+def check_consistent(message, text: str, ids: list[str]) -> None:
+    assert message.content == text
+    assert [i["id"] for i in message.response_metadata.get("neo_items", [])] == ids
+    answer = answer_of(message)
+    assert answer.text == text and [i.id for i in answer.items] == ids
+    assert "".join(s.text if isinstance(s, TextPart) else s.item.label() for s in answer.segments) == text
+
+
+@pytest.mark.parametrize(("stop", "text", "ids"), [
+    (["\n"], "Dune (1965) is a desert epic. Try Foundation (1951) next.", ["book:dune", "book:foundation"]),
+    ([" Try", "nothing"], "Dune (1965) is a desert epic.", ["book:dune"]),
+    (["desert epic"], "Dune (1965) is a ", ["book:dune"]),  # the stop spans two streamed pieces
+    (["Found"], "Dune (1965) is a desert epic. Try ", ["book:dune"]),  # inside a label: the item goes
+    (["(1951) next", "epic"], "Dune (1965) is a desert ", ["book:dune"]),  # the first match cuts
+    (["Dune"], "", []),
+    (["absent"], TEXT, ["book:dune", "book:foundation"]),
+])
+def test_stop_cuts_the_text_and_drops_the_items_after_the_cut(stop: list[str], text: str, ids: list[str]) -> None:
+    model = ChatNeo(neo=ScriptedNeo())
+    check_consistent(model.invoke("books like dune, explain why", stop=stop), text, ids)
+    chunks, whole = streamed(model, stop=stop)
+    check_consistent(whole, text, ids)
+    item_chunks = [c for c in chunks if c.response_metadata.get("neo_items")]
+    assert [c.content for c in item_chunks] == [i.label() for i in (DUNE, FOUNDATION) if i.id in ids]
+
+
+def test_the_stop_field_applies_unless_the_call_names_its_own() -> None:
+    model = ChatNeo(neo=ScriptedNeo(), stop_sequences=["\n"])
+    assert model.invoke("books like dune").content == TEXT.split("\n")[0]
+    assert streamed(model)[1].content == TEXT.split("\n")[0]
+    assert model.invoke("books like dune", stop=[" Try"]).content == "Dune (1965) is a desert epic."
+    assert ChatNeo(neo=ScriptedNeo(), stop=["."]).invoke("books like dune").content == "Dune (1965) is a desert epic"
+
+
+def test_temperature_other_than_greedy_is_refused() -> None:
+    """The runtime decodes greedily (no sampling path): 0 or None, anything else is an error."""
+    for ok in (None, 0, 0.0):
+        assert ChatNeo(bundle="demo/bundle", temperature=ok).temperature == ok
+    with pytest.raises(ConfigError, match="greedy"):
+        ChatNeo(bundle="demo/bundle", temperature=0.7)
+    model = ChatNeo(neo=ScriptedNeo())
+    with pytest.raises(ConfigError, match="greedy"):
+        model.invoke("books like dune", temperature=0.5)
+    assert model.invoke("books like dune", temperature=0).content == TEXT
+
+
+def test_the_bound_or_configured_user_is_the_sessions_user() -> None:
+    neo = ScriptedNeo()
+    model = ChatNeo(neo=neo, user="ben")
+    model.invoke("hi")
+    model.bind(user="chloe").invoke("hi")
+    model.invoke("hi", config={"metadata": {"neo_user": "ana"}})
+    model.invoke("hi", config={"configurable": {"neo_user": "dan"}})
+    list(model.bind(user="eve").stream("hi"))
+    assert neo.users == ["ben", "chloe", "ana", "dan", "eve"]
 
 
 def items_of(message) -> list[dict]:
@@ -97,8 +203,25 @@ def test_user_comes_from_config_or_binding(chat: ChatNeo) -> None:
     as_ana = chat.invoke("recommend 3 books", config={"metadata": {"neo_user": "ana"}})
     ana_seen = {i.item_id for i in chat.runtime().catalog.history("ana")}
     assert not {i["id"] for i in items_of(as_ana)} & ana_seen
-    bound = chat.bind(user="chloe").invoke("describe my taste")
+    neo = chat.runtime()
+    opened = []
+    session = neo.session
+
+    def spy(*args, **kwargs):
+        opened.append(session(*args, **kwargs))
+        return opened[-1]
+
+    neo.session = spy
+    try:
+        bound = chat.bind(user="chloe").invoke("describe my taste")
+        as_ben = chat.invoke("describe my taste")
+    finally:
+        del neo.session
     assert bound.response_metadata["neo"]["task"] == "profile"
+    assert [s.user for s in opened] == ["chloe", "ben"]  # bound user, then the model's own
+    chloe_seen = [i.item_id for i in neo.catalog.history("chloe")]
+    assert opened[0].history[-len(chloe_seen):] == chloe_seen != opened[1].history[-len(chloe_seen):]
+    assert as_ben.response_metadata["neo"]["task"] == "profile"
     configurable = chat.invoke("recommend 3 books", config={"configurable": {"neo_user": "ana"}})
     assert not {i["id"] for i in items_of(configurable)} & ana_seen
 
@@ -116,8 +239,10 @@ def test_max_tokens_caps_one_model_not_the_shared_runtime(chat: ChatNeo) -> None
 def test_lcel_chain(chat: ChatNeo) -> None:
     prompt = ChatPromptTemplate.from_messages([("human", "find {topic} books, top {k}")])
     chain = prompt | chat | StrOutputParser()
-    text = chain.invoke({"topic": "fantasy", "k": 2})
-    assert isinstance(text, str) and text.startswith("1. ")
+    # a search stating only facts recommends within them, consumed items excluded: ben has read
+    # both fantasy books, neither romance
+    text = chain.invoke({"topic": "romance", "k": 2})
+    assert text.startswith("1. ") and {line[3:] for line in text.splitlines()} == {"Emma (1815)", "Persuasion (1817)"}
 
 
 @pytest.mark.slow

@@ -175,6 +175,47 @@ def test_popularity_is_deterministic_with_documented_ties(
     assert pop.counts.tolist() == [1, 1, 1, 1, 1, 0, 1, 0]
 
 
+class _BooksOnly:
+    """The SID table as the probe reads it (entity types and their item ids): the catalog's items."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.ids = {"book": np.array([i.id for i in catalog.items("book")], dtype=object),
+                    "author": np.array([i.id for i in catalog.items("author")], dtype=object)}
+        self.entity_types = tuple(self.ids)
+
+    def by_type(self, name: str):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(item_ids=self.ids[name])
+
+
+@pytest.mark.parametrize("k", [1, 3, 5, 10])
+def test_the_training_probe_scores_popularity_as_neo_eval_does(
+    sample_catalog: Catalog, book_split: Split, monkeypatch: pytest.MonkeyPatch, k: int
+) -> None:
+    """One definition of popularity: the stage-3 probe's popularity HR/NDCG equal the harness's
+    (never-trained items ranked last, ties by id), here where the sample's ties and never-trained
+    targets (left-hand, persuasion) tell two definitions apart. The model is not run."""
+    from types import SimpleNamespace
+
+    from neo_sdk.prompts import load_prompts
+    from neo_sdk.training import _probe
+
+    monkeypatch.setattr(_probe, "beam_search_items", lambda model, prompts, *a, **kw: [[] for _ in prompts])
+    monkeypatch.setattr(_probe, "TrieFilter", SimpleNamespace(create=lambda *a, **kw: None))
+    encoder = SimpleNamespace(vocab=SimpleNamespace(table=_BooksOnly(sample_catalog)), prompt_ids=lambda p: [0])
+    decoder = SimpleNamespace(model=None, trie=None, tokens=None, encoder=encoder)
+    probed = _probe.probe_next_item(decoder, book_split, load_prompts(), entity_types=["book"], n=None, k=k)
+
+    pop = Popularity.fit(book_split.train, sample_catalog, "book")
+    report = evaluate_ranker(pop, book_split, catalog=sample_catalog, stage="valid", sample_size=None,
+                             k=k, ks=(k,), entity_type="book", progress=False)
+    assert probed["users"] == report.n_users == 3
+    assert probed[f"popularity_hr@{k}"] == pytest.approx(report.metrics[f"HR@{k}"], abs=1e-12)
+    assert probed[f"popularity_ndcg@{k}"] == pytest.approx(report.metrics[f"NDCG@{k}"], abs=1e-12)
+    assert probed[f"hr@{k}"] == 0.0  # the stub model ranks nothing
+
+
 def test_fit_refuses_the_whole_split(sample_catalog: Catalog, book_split: Split) -> None:
     # baselines take split.train, so validation and test targets cannot reach them
     for fit in (Popularity.fit, ItemKNN.fit):

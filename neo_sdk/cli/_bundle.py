@@ -60,7 +60,7 @@ def _verify(args: argparse.Namespace) -> int:
 def _refresh(args: argparse.Namespace) -> int:
     from neo_sdk.bundle import read_manifest, refresh_bundle
 
-    db = args.db or read_manifest(Path(args.bundle))["catalog"]
+    db = args.db or read_manifest(Path(args.bundle), verify=False)["catalog"]  # refresh verifies
     with _open(db) as catalog:
         extension = refresh_bundle(args.bundle, catalog)
     print(json.dumps({"bundle": str(Path(args.bundle).resolve()), "catalog": str(Path(db).resolve())}

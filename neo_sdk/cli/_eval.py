@@ -54,7 +54,7 @@ def _eval(args: argparse.Namespace) -> int:
     from neo_sdk.errors import BundleError
     from neo_sdk.evaluation import compare_next_item
 
-    db = Path(args.db) if args.db else Path(read_manifest(Path(args.bundle))["catalog"])
+    db = Path(args.db) if args.db else Path(read_manifest(Path(args.bundle), verify=False)["catalog"])
     if not db.exists():
         raise BundleError(f"the catalog {db} does not exist; pass --db with the catalog the bundle was trained on")
     types = [t.strip() for arg in args.types or () for t in arg.split(",") if t.strip()]

@@ -137,6 +137,20 @@ class Popularity:
         index = ItemIndex.from_catalog(catalog, entity_type)
         return cls(index, train_counts(train, index), entity_type)
 
+    @classmethod
+    def over(cls, train: Train, item_ids: Sequence[str], entity_type: str | None = None) -> Popularity:
+        """Popularity over the items ``item_ids``, taken in id order (the catalog's order), for a
+        caller that holds a type's items but not the catalog: the training probes read them from
+        the SID table. Over the catalog's items of a type it ranks exactly as :meth:`fit`.
+
+        Raises:
+            ConfigError: no items.
+        """
+        if not len(item_ids):
+            raise ConfigError(f"no {entity_type!r} items to rank")
+        index = ItemIndex(sorted(str(i) for i in item_ids))
+        return cls(index, train_counts(train, index), entity_type)
+
     def rank(self, user_id: str, history: list[str], k: int, exclude: set[str]) -> list[str]:
         out: list[str] = []
         for i in self.order:

@@ -26,7 +26,13 @@ from typing import Any
 from neo_sdk.catalog import Catalog, leave_one_out
 from neo_sdk.errors import ConfigError
 from neo_sdk.evaluation._baselines import ItemKNN, Popularity, resolve_entity_types
-from neo_sdk.evaluation._protocol import DEV_SAMPLE_SIZE, EvalReport, Stage, evaluate_ranker, sample_users
+from neo_sdk.evaluation._protocol import (
+    DEV_SAMPLE_SIZE,
+    EvalReport,
+    Stage,
+    evaluate_ranker,
+    sample_users,
+)
 
 BASELINES = ("popularity", "item-knn")
 
@@ -65,10 +71,10 @@ class BundleRanker:
         """Load a bundle (path, or the ``BundleContents`` of :func:`neo_sdk.bundle.load_bundle`)
         checked against ``catalog``. ``entity_type``: default the catalog's most interacted type."""
         from neo_sdk.bundle import load_bundle
-        from neo_sdk.prompts import load_prompts
-        from neo_sdk.tasks import CatalogFacts
         from neo_sdk.decoding import build_decoder
         from neo_sdk.encoding import ExampleEncoder
+        from neo_sdk.prompts import load_prompts
+        from neo_sdk.tasks import CatalogFacts
 
         contents = bundle if hasattr(bundle, "manifest") else load_bundle(bundle, catalog=catalog)
         prompts = load_prompts(contents.prompts_dir, defaults=False)

@@ -11,6 +11,14 @@
   ``config={"metadata": {"neo_user": ...}}`` or ``config={"configurable": {"neo_user": ...}}``,
   else from the ``user`` field. ``neo_session`` (same places) continues a stored ``Session``
   instead of reading the dialogue from the messages.
+* ``stop`` (``invoke(..., stop=[...])``, else the ``stop`` / ``stop_sequences`` field) cuts the
+  answer before the first occurrence of any stop string, as LangChain chat models do: the message
+  text ends there, and the items whose label does not end before the cut are dropped from
+  ``neo_items`` and from the answer in ``response_metadata["neo"]`` (a label cut in two stays as
+  plain text). Streaming holds back only text that could start a stop string. A stored session
+  (``neo_session``) keeps the whole answer the runtime produced.
+* ``temperature``: the runtime decodes greedily, so only ``None`` or ``0`` is accepted (at
+  construction and per call); any other value raises :class:`~neo_sdk.errors.ConfigError`.
 """
 
 from __future__ import annotations
@@ -25,10 +33,10 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import RunnableLambda
-from pydantic import ConfigDict, Field, PrivateAttr
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator
 
 from neo_sdk.errors import ConfigError
-from neo_sdk.session._answer import Answer, Steering
+from neo_sdk.session._answer import Answer, ItemPart, Segment, Steering, TextPart
 from neo_sdk.session._session import focus_after
 
 _OPTIONS = tuple(Steering.__annotations__)  # call options passed on to Session.ask
@@ -50,14 +58,22 @@ class ChatNeo(BaseChatModel):
     neo: Any = Field(default=None, exclude=True, description="an already loaded neo_sdk.Neo")
     user: str | None = Field(default=None, description="default catalog user id")
     k: int | None = Field(default=None, description="default number of items of id answers")
-    temperature: float | None = None
+    temperature: float | None = Field(
+        default=None, description="None or 0 only: the runtime decodes greedily (another value raises ConfigError)")
     max_tokens: int | None = Field(default=None, description="cap on generated tokens (text/mixed)")
-    stop: list[str] | None = Field(default=None, alias="stop_sequences")
+    stop: list[str] | None = Field(default=None, alias="stop_sequences",
+                                   description="cut answers before the first of these strings (a call's stop wins)")
     streaming: bool = False
     model_name: str = Field(default="neo", alias="model")
 
     _loaded: Any = PrivateAttr(default=None)
     _lock: Any = PrivateAttr(default_factory=threading.Lock)
+
+    @field_validator("temperature")
+    @classmethod
+    def _greedy_only(cls, value: float | None) -> float | None:
+        _check_temperature(value)
+        return value
 
     @property
     def _llm_type(self) -> str:
@@ -147,8 +163,9 @@ class ChatNeo(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        _check_temperature(kwargs.get("temperature"))
         session, request = self._session(messages, run_manager, kwargs)
-        answer = session.ask(request, **self._ask_options(kwargs))
+        answer = cut_at_stop(session.ask(request, **self._ask_options(kwargs)), self._stops(stop))
         message = AIMessage(content=answer.text, response_metadata=self._metadata(answer))
         return ChatResult(generations=[ChatGeneration(message=message)])
 
@@ -159,23 +176,38 @@ class ChatNeo(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
+        _check_temperature(kwargs.get("temperature"))
         session, request = self._session(messages, run_manager, kwargs)
+        cutter = _StopCutter(self._stops(stop))
         for event in session.stream(request, **self._ask_options(kwargs)):
             if event.answer is not None:
-                metadata = self._metadata(event.answer)
-                del metadata["neo_items"]  # already sent, one per item chunk
-                chunk = ChatGenerationChunk(message=AIMessageChunk(content="", response_metadata=metadata,
-                                                                   chunk_position="last"))
-            elif event.item is not None:
-                chunk = ChatGenerationChunk(message=AIMessageChunk(
-                    content=event.text, response_metadata={"neo_items": [event.item.model_dump(mode="json")]}))
-            elif event.text:
-                chunk = ChatGenerationChunk(message=AIMessageChunk(content=event.text))
+                parts = cutter.finish()
             else:
-                continue
-            if run_manager:
-                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-            yield chunk
+                parts = cutter.feed(event.text, event.item)
+            for text, item in parts:
+                if item is not None:
+                    message = AIMessageChunk(content=text, response_metadata={"neo_items": [item.model_dump(mode="json")]})
+                elif text:
+                    message = AIMessageChunk(content=text)
+                else:
+                    continue
+                yield self._emit(ChatGenerationChunk(message=message), run_manager)
+            if event.answer is not None:
+                metadata = self._metadata(cut_at_stop(event.answer, cutter.stops))
+                del metadata["neo_items"]  # already sent, one per item chunk
+                yield self._emit(ChatGenerationChunk(message=AIMessageChunk(
+                    content="", response_metadata=metadata, chunk_position="last")), run_manager)
+
+    @staticmethod
+    def _emit(chunk: ChatGenerationChunk, run_manager: Any) -> ChatGenerationChunk:
+        if run_manager:
+            run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+        return chunk
+
+    def _stops(self, stop: list[str] | None) -> tuple[str, ...]:
+        """The call's stop strings, else the field's (empty strings ignored)."""
+        chosen = stop if stop is not None else self.stop
+        return tuple(s for s in chosen or () if s)
 
     def _metadata(self, answer: Answer) -> dict[str, Any]:
         return {
@@ -208,6 +240,107 @@ def answer_of(message: BaseMessage) -> Answer:
     if "neo" not in meta:
         raise ConfigError("this message was not produced by ChatNeo (no 'neo' in response_metadata)")
     return Answer.model_validate({**meta["neo"], "items": meta.get("neo_items", [])})
+
+
+def _check_temperature(value: Any) -> None:
+    if value is not None and value != 0:
+        raise ConfigError(
+            f"ChatNeo has no sampling: its decoding is greedy (the most likely allowed token each"
+            f" step), so temperature must be None or 0, got {value!r}"
+        )
+
+
+def _first_stop(text: str, stops: Sequence[str]) -> int:
+    """Where the first stop string starts in ``text`` (-1: none occurs)."""
+    found = [at for at in (text.find(s) for s in stops) if at >= 0]
+    return min(found, default=-1)
+
+
+def cut_at_stop(answer: Answer, stops: Sequence[str]) -> Answer:
+    """``answer`` cut before the first stop string: its text, segments and items agree.
+
+    Items whose label does not end before the cut are dropped; the part of a label before the
+    cut stays as plain text. An answer without a stop string is returned as is.
+    """
+    cut = _first_stop(answer.text, stops)
+    if cut < 0:
+        return answer
+    segments: list[Segment] = []
+    at = 0
+    for segment in answer.segments:
+        text = segment.text if isinstance(segment, TextPart) else segment.item.label()
+        if at + len(text) <= cut:
+            segments.append(segment)
+        elif at < cut:
+            segments.append(TextPart(text=text[: cut - at]))
+        at += len(text)
+        if at >= cut:
+            break
+    items = [s.item for s in segments if isinstance(s, ItemPart)]
+    return answer.model_copy(update={"text": answer.text[:cut], "segments": segments, "items": items})
+
+
+class _StopCutter:
+    """Streamed pieces (text, or an item's label with the item) released only once no stop
+    string can start inside them; everything from the first stop string on is withheld.
+
+    Invariant: no stop string occurs in the text seen so far, and only the longest tail of it that
+    is a proper prefix of a stop string is held back, so a later match can only start in the held
+    tail. An item is released whole or not at all (a cut label is released as plain text).
+    """
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self.stops = tuple(stops)
+        self.pending: list[tuple[str, Any]] = []  # held pieces: (text, item or None)
+        self.stopped = False
+
+    def feed(self, text: str, item: Any = None) -> list[tuple[str, Any]]:
+        if self.stopped:
+            return []
+        if not self.stops:
+            return [(text, item)]
+        self.pending.append((text, item))
+        held = "".join(t for t, _ in self.pending)
+        cut = _first_stop(held, self.stops)
+        if cut >= 0:
+            self.stopped = True
+            return self._release(cut, cut_items=True)
+        return self._release(len(held) - self._open_prefix(held), cut_items=False)
+
+    def finish(self) -> list[tuple[str, Any]]:
+        """The end of the answer: whatever is still held (no stop string completed)."""
+        if self.stopped:
+            return []
+        return self._release(sum(len(t) for t, _ in self.pending), cut_items=False)
+
+    def _open_prefix(self, text: str) -> int:
+        """Length of the longest tail of ``text`` that a stop string starts with (shorter than it)."""
+        longest = 0
+        for stop in self.stops:
+            for n in range(min(len(stop) - 1, len(text)), longest, -1):
+                if stop.startswith(text[-n:]):
+                    longest = n
+                    break
+        return longest
+
+    def _release(self, upto: int, *, cut_items: bool) -> list[tuple[str, Any]]:
+        """Release the held pieces that end by ``upto``; a text piece straddling it is split, an
+        item straddling it stays held (or, at a cut, becomes the text before the cut)."""
+        out: list[tuple[str, Any]] = []
+        at = 0
+        while self.pending:
+            text, item = self.pending[0]
+            if at + len(text) <= upto:
+                out.append(self.pending.pop(0))
+                at += len(text)
+                continue
+            if at < upto and (item is None or cut_items):
+                out.append((text[: upto - at], None))
+                self.pending[0] = (text[upto - at :], item)
+            break
+        if cut_items:
+            self.pending.clear()
+        return out
 
 
 def _last_human_text(messages: Sequence[BaseMessage]) -> str:

@@ -97,7 +97,7 @@ class Neo:
             import torch
 
             torch.set_num_threads(threads)
-        manifest = read_manifest(Path(bundle))
+        manifest = read_manifest(Path(bundle), verify=False)  # load_bundle verifies every file once
         if isinstance(catalog, Catalog):
             opened = catalog
         else:

@@ -138,16 +138,20 @@ def sid_report(
 
 
 def save_usage_png(report: dict[str, Any], path: str | Path) -> Path:
-    """Plot per-level code usage (codes sorted by count, one panel per type) to a PNG."""
-    import matplotlib
+    """Plot per-level code usage (codes sorted by count, one panel per type) to a PNG.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Drawn on matplotlib's Agg canvas directly: no pyplot, so the caller's backend (a notebook's
+    inline one, say) and figure list are left as they were.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     names = list(report["types"])
     if not names:
         raise SIDError("the report has no entity types to plot")
-    fig, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 3.8), squeeze=False)
+    fig = Figure(figsize=(5.5 * len(names), 3.8))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(names), squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
         info = report["types"][name]
         for lv in info["per_level"]:
@@ -164,7 +168,6 @@ def save_usage_png(report: dict[str, Any], path: str | Path) -> Path:
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
-    plt.close(fig)
     return out
 
 

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import random
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -91,14 +90,21 @@ def probe_next_item(decoder: Decoder, split: Split, prompts: PromptSet, *,
     Each user is asked for the entity type of their own target (the request names the type, as a
     person asking "recommend a podcast" does), so a catalog with several interacted types is
     probed on each in proportion to its share of the targets; ``entity_types`` keeps only targets
-    of those types (``None``: every type). Popularity ranks the items of the same type by training
-    interactions. ``per_type`` breaks the numbers down.
+    of those types (``None``: every type). Popularity is :class:`neo_sdk.evaluation.Popularity`
+    (what ``neo eval`` compares with) over the SID table's items of the target's type: training
+    interactions, ties by item id, never-trained items last, seen items excluded. ``per_type``
+    breaks the numbers down.
 
     ``family``: the phrasings asked (``eval``: held out from training; ``train``: the phrasing
     family the runtime's sessions use). ``n=None`` evaluates every user. Validation uses the
     training history; test also sees the validation item, as in the leave-one-out protocol.
     """
-    from neo_sdk.evaluation import hit_rate, ndcg, target_ranks  # one scorer for probes and neo eval
+    from neo_sdk.evaluation import (  # one scorer for probes and neo eval
+        Popularity,
+        hit_rate,
+        ndcg,
+        target_ranks,
+    )
 
     table = decoder.encoder.vocab.table
     type_of = {str(i): t for t in table.entity_types for i in table.by_type(t).item_ids}
@@ -109,11 +115,9 @@ def probe_next_item(decoder: Decoder, split: Split, prompts: PromptSet, *,
     eligible = [u for u, target in targets.items()
                 if target in type_of and (wanted is None or type_of[target] in wanted)]
     users = _sample(eligible, n if n is not None else len(eligible), seed)
-    popularity = Counter(i for h in split.train.values() for i in h)
-    ranked_pop: dict[str, list[str]] = {}
-    for item, _ in popularity.most_common():
-        if item in type_of:
-            ranked_pop.setdefault(type_of[item], []).append(item)
+    # the harness's popularity (neo eval's baseline): training counts, ties by id, untrained items last
+    popularity = {t: Popularity.over(split.train, table.by_type(t).item_ids.tolist(), t)
+                  for t in {type_of[targets[u]] for u in users}}
     model_lists, pop_lists = [], []
     for start in tqdm(range(0, len(users), batch), desc="probe next item", unit="batch"):
         group = users[start : start + batch]
@@ -129,7 +133,7 @@ def probe_next_item(decoder: Decoder, split: Split, prompts: PromptSet, *,
         for user, ranked in zip(group, results, strict=True):
             model_lists.append([r.item_id for r in ranked])
             seen = set(histories[user])
-            pop_lists.append([i for i in ranked_pop.get(type_of[targets[user]], []) if i not in seen][:k])
+            pop_lists.append(popularity[type_of[targets[user]]].rank(user, list(histories[user]), k, seen))
     goal = [targets[u] for u in users]
     model_ranks, pop_ranks = target_ranks(model_lists, goal), target_ranks(pop_lists, goal)
 
