@@ -56,6 +56,7 @@ $(DEMO)/bundle/manifest.json: $(DEMO)/sids.json
 train: install $(DEMO)/bundle/manifest.json
 
 test: install
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 bench: install

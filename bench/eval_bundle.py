@@ -17,11 +17,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from neo_sdk.bundle import load_bundle
 from neo_sdk.catalog import Catalog
+from neo_sdk.decoding import build_decoder
+from neo_sdk.encoding import ExampleEncoder
 from neo_sdk.evaluation import compare_next_item
 from neo_sdk.prompts import load_prompts
 from neo_sdk.tasks import CatalogFacts
-from neo_sdk.decoding import build_decoder
-from neo_sdk.encoding import ExampleEncoder
 from neo_sdk.training._probe import probe_sid_to_type, probe_text_to_sid
 
 

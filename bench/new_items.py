@@ -39,7 +39,7 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from neo_sdk import Catalog, Neo, leave_one_out  # noqa: E402
+from neo_sdk import Catalog, Neo, leave_one_out
 
 
 def neo(*args: str) -> None:

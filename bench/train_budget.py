@@ -52,7 +52,7 @@ def scaled(base: Path, out: Path, scale: int) -> Path:
         for k in range(1, scale):
             copy = {"id": f"id || '~{k}'", "title": f"title || ' [{k}]'"}
             db.execute(f"INSERT INTO items ({', '.join(items)}) SELECT "
-                       + ", ".join(copy.get(c, c) for c in items) + f" FROM items WHERE id NOT LIKE '%~%'")
+                       + ", ".join(copy.get(c, c) for c in items) + " FROM items WHERE id NOT LIKE '%~%'")
             db.execute(f"INSERT INTO relations SELECT src || '~{k}', relation, dst || '~{k}' FROM relations"
                        " WHERE src NOT LIKE '%~%'")
             db.execute(f"INSERT INTO users ({', '.join(users)}) SELECT "

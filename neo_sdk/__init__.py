@@ -78,6 +78,7 @@ def __getattr__(name: str) -> object:
     return value
 
 __all__ = [
+    "DATASETS",
     "Answer",
     "BundleError",
     "Catalog",
@@ -85,7 +86,6 @@ __all__ = [
     "CatalogImportError",
     "ChatNeo",
     "ConfigError",
-    "DATASETS",
     "DecodingError",
     "EntityType",
     "ImportProblem",

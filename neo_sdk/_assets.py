@@ -26,7 +26,7 @@ def asset_dir(module: str, what: str) -> Path:
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
         raise MissingAssetError(ASSET_PACKAGES.get(module, module.replace("_", "-")), what)
-    return Path(list(spec.submodule_search_locations)[0])
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def asset_file(module: str, relative: str, what: str) -> Path:

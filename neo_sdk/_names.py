@@ -20,4 +20,6 @@ OutputFormat = Literal["ids", "text", "mixed"]
 
 ALIGNMENT_TASKS: tuple[str, ...] = get_args(AlignmentTask)
 TASKS: tuple[str, ...] = get_args(Task)
+TASK_NAMES: tuple[str, ...] = ALIGNMENT_TASKS + TASKS
+"""Every task a prompt can be written for: stage 2's, then stage 3's."""
 OUTPUT_FORMATS: tuple[str, ...] = get_args(OutputFormat)

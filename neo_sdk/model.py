@@ -318,7 +318,7 @@ def chat_frame(tokenizer: PreTrainedTokenizerBase, system: str | None = "") -> t
         for messages in attempts:
             try:
                 frame = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-            except Exception as exc:  # noqa: BLE001 (jinja2 raises its own TemplateError family)
+            except Exception as exc:
                 error = exc
                 continue
             if isinstance(frame, str) and frame.count(_MARK) == 1:
@@ -348,7 +348,7 @@ def end_of_turn_id(tokenizer: PreTrainedTokenizerBase) -> int:
                     {"role": "user", "content": _NEXT}]
         try:
             rendered = tokenizer.apply_chat_template(messages, tokenize=False)
-        except Exception:  # noqa: BLE001 (jinja2 raises its own TemplateError family)
+        except Exception:
             rendered = ""
         if isinstance(rendered, str) and _MARK in rendered:
             after = rendered.split(_MARK, 1)[1].split(_NEXT, 1)[0]
@@ -441,7 +441,8 @@ def _assemble(split: _SplitGGUF, chunks: list[Path], folder: Path) -> Path:
 
 
 def _convert_gguf(gguf: Path, out: Path, *, alias: str = DEFAULT_BASE, parts: list[Path] | None = None) -> None:
-    from transformers import AutoModelForCausalLM, AutoTokenizer, __version__ as transformers_version
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import __version__ as transformers_version
 
     logger.info("converting GGUF once, ~20-90 s: %s -> %s", gguf.name, neo_home() / "models" / alias)
     start = time.perf_counter()

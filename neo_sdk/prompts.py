@@ -32,14 +32,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
+from neo_sdk._names import TASK_NAMES, OutputFormat
 from neo_sdk.errors import ConfigError
-
-Format = Literal["ids", "text", "mixed"]
 
 #: Placeholders each task may use. ``types`` (plural of ``type``), ``k_types`` ("3 movies") and
 #: ``format_words`` are filled in by :meth:`PromptSet.render` when not given.
@@ -81,6 +80,11 @@ TASK_FORMATS: dict[str, frozenset[str]] = {
     "like_this": frozenset({"ids", "mixed"}),
 }
 
+for _table in (TASK_PLACEHOLDERS, TASK_REQUIRED, TASK_FORMATS):  # the task names are neo_sdk._names's
+    if set(_table) != set(TASK_NAMES):
+        raise ImportError(f"prompt rules name {sorted(_table)}, the tasks are {sorted(TASK_NAMES)} (neo_sdk._names)")
+del _table
+
 #: Teacher sentence patterns and the placeholders each may use.
 TEACHER_PLACEHOLDERS: dict[str, frozenset[str]] = {
     "explain_person": frozenset({"items", "relation", "name", "role"}),
@@ -114,7 +118,7 @@ class TaskSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     description: StrictStr = ""
-    formats: dict[Format, StrictStr] = Field(min_length=1)
+    formats: dict[OutputFormat, StrictStr] = Field(min_length=1)
     families: dict[str, list[StrictStr]] = Field(min_length=1)
 
 
@@ -327,17 +331,31 @@ class PromptSet:
 
 # --------------------------------------------------------------------- loading
 def default_prompts_dir() -> Path:
-    """The built-in templates: the repository's ``prompts/`` (also in an installed wheel)."""
-    repo = Path(__file__).resolve().parents[1] / "prompts"
-    if repo.is_dir():
-        return repo
+    """The built-in templates: the package's ``prompt_templates/``.
+
+    In a checkout that folder is a link to the repository's ``prompts/`` (the path returned, so
+    messages name the file you edit); a wheel holds a copy. Nothing outside the package is read:
+    in ``site-packages`` a ``prompts/`` folder beside ``neo_sdk`` belongs to another package. Only
+    a checkout whose link did not survive (``git config core.symlinks false``) falls back to the
+    ``prompts/`` beside a ``pyproject.toml`` naming neo-sdk.
+    """
     packaged = Path(str(resources.files("neo_sdk") / "prompt_templates"))
     if packaged.is_dir():
-        return packaged
+        return packaged.resolve()
+    root = Path(__file__).resolve().parents[1]
+    if (root / "prompts").is_dir() and _is_neo_checkout(root):
+        return root / "prompts"
     raise ConfigError(
-        f"built-in prompt templates not found (looked in {repo} and {packaged});"
+        f"built-in prompt templates not found in {packaged};"
         " reinstall neo-sdk or pass load_prompts(directory=...)"
     )
+
+
+def _is_neo_checkout(root: Path) -> bool:
+    try:
+        return re.search(r'^name\s*=\s*"neo-sdk"', (root / "pyproject.toml").read_text(), re.MULTILINE) is not None
+    except OSError:
+        return False
 
 
 def load_prompts(directory: str | Path | None = None, *, defaults: bool = True) -> PromptSet:
@@ -466,7 +484,7 @@ def _placeholders(text: str) -> list[str]:
 def _check(parsed: PromptFile) -> list[str]:
     """Semantic checks pydantic cannot express; each problem starts with its key path."""
     problems: list[str] = []
-    for group, entries in parsed.words.items():
+    for group in parsed.words:
         if group not in WORD_GROUPS:
             problems.append(f"words.{group}: unknown word group (known: {', '.join(sorted(WORD_GROUPS))})")
     for key, patterns in parsed.teacher.items():

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from neo_sdk.model import DEFAULT_BASE, PLAIN_FRAME, chat, chat_frame, end_of_turn_id, load_tokenizer
 from neo_sdk.encoding import ExampleEncoder
+from neo_sdk.model import DEFAULT_BASE, PLAIN_FRAME, chat, chat_frame, end_of_turn_id, load_tokenizer
 from neo_sdk.vocab import SIDVocab
 from tests.conftest import build_sample_catalog
 

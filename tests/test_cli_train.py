@@ -42,7 +42,7 @@ def test_train_rejects_bad_replay_weights(tmp_path: Path, capsys: pytest.Capture
     with pytest.raises(SystemExit):
         main(["train", "--db", "x.db", "--out", str(tmp_path / "b"), "--replay-weights", "text_to_sid=lots"])
     assert "expected TASK=WEIGHT" in capsys.readouterr().err
-    assert main(["train", "--db", "x.db", "--out", str(tmp_path / "b"), "--replay-weights", "next_item=2"]) == 1
+    assert main(["train", "--db", "x.db", "--out", str(tmp_path / "b"), "--replay-weights", "next_item=2"]) == 2
     assert "unknown task(s) ['next_item']" in capsys.readouterr().err
 
 

@@ -174,7 +174,7 @@ def test_every_item_is_reachable(trie: SIDTrie) -> None:
             reached.add(str(trie.item_ids[state.leaf_position]))
             continue
         frontier.extend(path + [t] for t in constraint.allowed_in_span(state).tolist())
-    assert reached == set(str(i) for i in trie.item_ids)
+    assert reached == {str(i) for i in trie.item_ids}
 
 
 def test_dead_end_raises_instead_of_decoding_freely(trie: SIDTrie) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import string
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,6 +39,23 @@ def prompts() -> PromptSet:
 def test_default_folder_is_the_repository_prompts() -> None:
     assert default_prompts_dir() == ROOT / "prompts"
     assert (ROOT / "prompts" / "README.md").is_file()
+
+
+def test_a_foreign_prompts_folder_beside_the_package_is_never_used(tmp_path: Path, prompts: PromptSet) -> None:
+    # an installed wheel: site-packages/neo_sdk (templates copied in) beside another package's prompts/
+    site = tmp_path / "site-packages"
+    shutil.copytree(ROOT / "neo_sdk", site / "neo_sdk", ignore=shutil.ignore_patterns("__pycache__"))
+    (site / "prompts").mkdir()
+    (site / "prompts" / "common.yaml").write_text("version: 1\nsystem: I am another package's prompt\n")
+    code = ("import neo_sdk, neo_sdk.prompts as p; print(neo_sdk.__file__); print(p.default_prompts_dir());"
+            " print(p.load_prompts().hash)")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+    package, folder, digest = run.stdout.split()
+    assert Path(package).parent == site / "neo_sdk"  # the copy, not the checkout
+    assert Path(folder) == site / "neo_sdk" / "prompt_templates"
+    assert digest == prompts.hash
 
 
 def test_every_task_and_teacher_pattern_is_shipped(prompts: PromptSet) -> None:
@@ -210,8 +230,8 @@ BAD = {
     "phrasing in two families": (
         GOOD.replace('- "Look up {query} ({types}). {format_words}."',
                      '- "Find {k_types}: {query}. Output: {format_words}."'),
-        r"search\.yaml: tasks\.search\.families\.eval\[0\]: same phrasing as "
-        r"tasks\.search\.families\.train\[0\]",
+        (r"search\.yaml: tasks\.search\.families\.eval\[0\]: same phrasing as "
+         r"tasks\.search\.families\.train\[0\]"),
     ),
     "no train family": (
         GOOD.replace("      train:", "      warmup:"),
@@ -226,8 +246,8 @@ BAD = {
         r"tasks\.search\.families\.train\[0\]: placeholder \{query\} may not have a format spec",
     ),
     "the answer in the prompt": (
-        "version: 1\ntasks:\n  sid_to_type:\n    formats: {text: type}\n    families:\n"
-        "      train: [\"Is {item} a {type}?\"]\n",
+        ("version: 1\ntasks:\n  sid_to_type:\n    formats: {text: type}\n    families:\n"
+         "      train: [\"Is {item} a {type}?\"]\n"),
         r"search\.yaml: tasks\.sid_to_type\.families\.train\[0\]: unknown placeholder \{type\}",
     ),
     "unknown teacher key": (

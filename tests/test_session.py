@@ -172,7 +172,7 @@ def test_concurrent_sessions_share_one_store(neo: Neo) -> None:
         try:
             for _ in range(2):
                 session.ask("find books", k=2)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=talk, args=(s,)) for s in sessions]

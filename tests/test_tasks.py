@@ -15,7 +15,8 @@ from neo_sdk.catalog import Catalog, Split, leave_one_out, load_dataset
 from neo_sdk.errors import ConfigError
 from neo_sdk.prompts import PromptSet, load_prompts
 from neo_sdk.tasks import (
-    STAGE3_TASKS,
+    MAX_HISTORY,
+    TASKS,
     CatalogFacts,
     Example,
     LangChainTeacher,
@@ -122,7 +123,7 @@ def test_instruction_tasks_on_the_sample(sample_catalog: Catalog, prompts: Promp
     split = leave_one_out(sample_catalog)
     facts = CatalogFacts(sample_catalog, prompts, split.train)
     examples = build_instruction_examples(sample_catalog, split, prompts, seed=0, facts=facts)
-    assert {e.task for e in examples} == set(STAGE3_TASKS)
+    assert {e.task for e in examples} == set(TASKS)
     _check_no_leakage(examples, split, facts)
     # the sample's users follow authors: those are regular targets, never derived ones
     assert not any("derived_from" in e.meta for e in examples)
@@ -163,7 +164,7 @@ def test_instruction_eval_family(sample_catalog: Catalog, prompts: PromptSet) ->
 
 
 def test_ml100k_counts_and_history_window(ml_built) -> None:
-    split, facts, examples = ml_built
+    split, _facts, examples = ml_built
     per_task = Counter(e.task for e in examples)
     users = sum(1 for h in split.train.values() if len(h) >= 2)
     assert per_task["explain"] == per_task["profile"] == users
@@ -174,8 +175,8 @@ def test_ml100k_counts_and_history_window(ml_built) -> None:
     for e in examples:
         if e.task == "next_item":
             train, cut = split.train[e.meta["user"]], e.meta["cut"]
-            assert format_history(train[:cut], 20) in e.prompt  # the last 20, most recent last
-            assert len(mentioned_items(e.prompt)) == min(20, cut)
+            assert format_history(train[:cut], MAX_HISTORY) in e.prompt  # the last ones, most recent last
+            assert len(mentioned_items(e.prompt)) == min(MAX_HISTORY, cut)
 
 
 def test_ml100k_no_leakage(ml_built) -> None:
@@ -190,7 +191,7 @@ def _finder(vocabulary: set[str]) -> re.Pattern[str]:
 
 
 def test_ml100k_teacher_labels_are_grounded(ml_built) -> None:
-    split, facts, examples = ml_built
+    _split, facts, examples = ml_built
     genre_finder = _finder({g for i in facts.items for g in facts.genres(i)})
     people_finder = _finder({facts.title(i) for i in facts.by_type["person"] if len(facts.title(i)) > 5})
 
@@ -234,7 +235,7 @@ def test_ml100k_teacher_labels_are_grounded(ml_built) -> None:
 
 
 def test_ml100k_search_answers_match_the_query(ml_built) -> None:
-    split, facts, examples = ml_built
+    _split, facts, examples = ml_built
     for e in (e for e in examples if e.task == "search"):
         for item in mentioned_items(e.completion):
             assert facts.type_of(item) == e.target_type

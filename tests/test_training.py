@@ -149,7 +149,7 @@ def test_loop_loss_decreases_and_resume_continues(setup, tmp_path: Path) -> None
     assert sum(result.losses[-3:]) < sum(result.losses[:3])
     # resume: a run stopped at step 6 continues to 12 with the same schedule
     ckpt = tmp_path / "ckpt"
-    model2, tokenizer2, vocab2 = fresh_model(table)
+    model2, tokenizer2, _ = fresh_model(table)
     param = model2.get_input_embeddings().weight
     for p in model2.parameters():
         p.requires_grad_(False)
@@ -164,7 +164,7 @@ def test_loop_loss_decreases_and_resume_continues(setup, tmp_path: Path) -> None
 
 
 def test_stage3_lora_trains_and_bundle_round_trips(setup, tmp_path: Path) -> None:
-    root, catalog, table, prompts, facts = setup
+    _, catalog, table, prompts, _ = setup
     model, tokenizer, vocab = fresh_model(table)
     encoder = ExampleEncoder(tokenizer, vocab)
     split = leave_one_out(catalog)

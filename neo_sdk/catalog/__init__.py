@@ -9,8 +9,8 @@ from neo_sdk.catalog._splits import Split, leave_one_out, temporal_split
 from neo_sdk.catalog._store import Catalog, EntityType, Interaction, Item, Relation
 
 __all__ = [
-    "Catalog",
     "DATASETS",
+    "Catalog",
     "EntityType",
     "ImportReport",
     "Interaction",

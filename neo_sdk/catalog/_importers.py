@@ -29,7 +29,7 @@ import json
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -242,7 +242,7 @@ def parse_timestamp(value: Any) -> float:
                     " (e.g. 2024-05-01T12:00:00Z)"
                 ) from None
             if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=timezone.utc)
+                moment = moment.replace(tzinfo=UTC)
             number = moment.timestamp()
     if not math.isfinite(number):
         raise ValueError(f"timestamp {value!r} is not finite")
@@ -482,14 +482,13 @@ class _Importer:
                 line, self.columns["item_id"], f"interaction for unknown item {item!r}; import the item first"
             )
             item = None
-        if user is not None and user not in ctx["users"]:
-            if not self.create_users:
-                self.problems.add(
-                    line, self.columns["user_id"],
-                    f"interaction for unknown user {user!r}; import users first or pass create_users"
-                    " (--create-users)",
-                )
-                user = None
+        if user is not None and user not in ctx["users"] and not self.create_users:
+            self.problems.add(
+                line, self.columns["user_id"],
+                f"interaction for unknown user {user!r}; import users first or pass create_users"
+                " (--create-users)",
+            )
+            user = None
         if user is None or item is None or timestamp is None:
             return None
         return (user, item, timestamp, value, event)

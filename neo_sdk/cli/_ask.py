@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from neo_sdk._names import OUTPUT_FORMATS, TASKS
+
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     ask = sub.add_parser("ask", help="answer one request with a trained bundle",
@@ -12,9 +14,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     _common(ask)
     ask.add_argument("text", help='the request, e.g. "movies like this, explain why"')
     ask.add_argument("--json", action="store_true", help="print the whole Answer as JSON")
-    ask.add_argument("--task", choices=["next_item", "search", "explain", "profile", "like_this"])
+    ask.add_argument("--task", choices=TASKS)
     ask.add_argument("--type", dest="entity_type", help="entity type of the items to return")
-    ask.add_argument("--format", choices=["ids", "text", "mixed"])
+    ask.add_argument("--format", choices=OUTPUT_FORMATS)
     ask.add_argument("-k", "--k", type=int, help="number of items of an id list")
     ask.set_defaults(handler=_ask)
 

@@ -3,10 +3,10 @@
 Must not touch SQLite.
 """
 
+from neo_sdk._names import OUTPUT_FORMATS as FORMATS
+from neo_sdk._names import OutputFormat
 from neo_sdk.decoding._beam import ScoredItem, beam_search_items
 from neo_sdk.decoding._constraint import (
-    FORMATS,
-    OutputFormat,
     RowState,
     SIDConstraint,
     SIDTokens,

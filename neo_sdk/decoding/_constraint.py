@@ -17,16 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
 
+from neo_sdk._names import OUTPUT_FORMATS, OutputFormat
 from neo_sdk.decoding._trie import SIDTrie, TrieFilter
 from neo_sdk.errors import DecodingError
-
-OutputFormat = Literal["ids", "text", "mixed"]
-FORMATS: tuple[str, ...] = ("ids", "text", "mixed")
 
 
 @dataclass(frozen=True)
@@ -117,8 +114,8 @@ class SIDConstraint:
         distinct: bool = True,
         filtered_items: int | None = None,
     ) -> None:
-        if format not in FORMATS:
-            raise DecodingError(f"unknown output format {format!r}; use one of {FORMATS}")
+        if format not in OUTPUT_FORMATS:
+            raise DecodingError(f"unknown output format {format!r}; use one of {OUTPUT_FORMATS}")
         if format == "ids" and (max_items is None or eos_token_id is None):
             raise DecodingError("format='ids' needs max_items and eos_token_id")
         self.trie = trie

@@ -9,7 +9,8 @@ from typing import Any
 import torch
 from transformers import GenerationConfig, LogitsProcessorList
 
-from neo_sdk.decoding._constraint import OutputFormat, SIDConstraint, SIDTokens
+from neo_sdk._names import OutputFormat
+from neo_sdk.decoding._constraint import SIDConstraint, SIDTokens
 from neo_sdk.decoding._trie import SIDTrie, TrieFilter
 from neo_sdk.errors import DecodingError
 

@@ -23,6 +23,7 @@ import scipy.sparse as sp
 
 from neo_sdk.catalog import Catalog, Split
 from neo_sdk.errors import ConfigError
+from neo_sdk.retrieval import ItemIndex, top_k
 
 Train = Mapping[str, Sequence[str]]
 
@@ -36,51 +37,6 @@ def resolve_entity_types(catalog: Catalog, wanted: Sequence[str] | None = None) 
 def resolve_entity_type(catalog: Catalog, entity_type: str | None = None) -> str:
     """``entity_type`` (checked), else the type users interact with most."""
     return resolve_entity_types(catalog, [entity_type] if entity_type else None)[0]
-
-
-class ItemIndex:
-    """The ranked universe: ids of every catalog item of one type, in catalog (id) order.
-
-    Attributes:
-        ids: item ids; position = column index. Shape: (n_items,).
-        position: id -> column index.
-    """
-
-    def __init__(self, ids: Sequence[str]) -> None:
-        self.ids: list[str] = list(ids)
-        self.position: dict[str, int] = {item: i for i, item in enumerate(self.ids)}
-
-    @classmethod
-    def from_catalog(cls, catalog: Catalog, entity_type: str) -> ItemIndex:
-        ids = [item.id for item in catalog.items(entity_type)]
-        if not ids:
-            raise ConfigError(f"the catalog has no {entity_type!r} items to rank")
-        return cls(ids)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def columns(self, items: Sequence[str] | set[str]) -> np.ndarray:
-        """Column indices of the ids that are in the index (others are skipped)."""
-        return np.array([self.position[i] for i in items if i in self.position], dtype=np.int64)
-
-
-def top_k(
-    scores: np.ndarray, k: int, index: ItemIndex, exclude: set[str], tiebreak: np.ndarray
-) -> list[str]:
-    """The ``k`` best ids by score, then ``tiebreak`` (higher first), then index order.
-
-    Args:
-        scores: one score per item. Shape: (n_items,).
-        tiebreak: secondary key, e.g. training counts. Shape: (n_items,).
-    """
-    scores = np.asarray(scores, dtype=np.float64).copy()
-    cols = index.columns(exclude)
-    if cols.size:
-        scores[cols] = -np.inf
-    order = np.lexsort((np.arange(len(scores)), -tiebreak, -scores))
-    keep = max(0, min(k, len(scores) - cols.size))
-    return [index.ids[i] for i in order[:keep]]
 
 
 def train_counts(train: Train, index: ItemIndex) -> np.ndarray:

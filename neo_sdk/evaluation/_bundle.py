@@ -33,6 +33,7 @@ from neo_sdk.evaluation._protocol import (
     evaluate_ranker,
     sample_users,
 )
+from neo_sdk.tasks import MAX_HISTORY
 
 BASELINES = ("popularity", "item-knn")
 
@@ -60,7 +61,7 @@ class BundleRanker:
     facts: Any
     entity_type: str
     family: str = "eval"
-    max_history: int = 10
+    max_history: int = MAX_HISTORY
     seed: int = 0
     batch_size: int = 8
     name: str = field(default="neo (beam search)")
@@ -80,7 +81,7 @@ class BundleRanker:
         prompts = load_prompts(contents.prompts_dir, defaults=False)
         encoder = ExampleEncoder(contents.tokenizer, contents.vocab, system=prompts.system)
         decoder = build_decoder(contents.model, encoder)
-        kwargs.setdefault("max_history", int(contents.manifest.get("training", {}).get("max_history", 10)))
+        kwargs.setdefault("max_history", int(contents.manifest.get("training", {}).get("max_history", MAX_HISTORY)))
         etype = entity_type or resolve_entity_types(catalog)[0]
         if etype not in decoder.trie.types:
             raise ConfigError(f"the bundle's SID table has no {etype!r} items (it has {list(decoder.trie.types)})")

@@ -120,8 +120,8 @@ class Responder:
             yield StreamEvent(text=nothing.text)
             return Decoded([nothing], timings)
         started = time.perf_counter()
-        ranked = flt is not None and (request.task == "search" and self.retrieval
-                                      or request.task in NO_HISTORY and not history)
+        ranked = flt is not None and ((request.task == "search" and self.retrieval)
+                                      or (request.task in NO_HISTORY and not history))
         if ranked:
             assert flt is not None
             segments = yield from self._run_ranked(request, history, user, flt, timings)
@@ -231,7 +231,7 @@ class Responder:
                         filtered_items=1 if fmt == "mixed" else None, max_new_tokens=max_new_tokens,
                         streamer=streamer, with_scores=True, prompt_length=len(prompt),
                     )
-            except BaseException as exc:  # noqa: BLE001 (re-raised in the caller's thread)
+            except BaseException as exc:
                 result["error"] = exc
             finally:
                 events.put(_DONE)

@@ -24,7 +24,7 @@ from neo_sdk.session._decode import Responder
 from neo_sdk.session._session import Session
 from neo_sdk.session._store import SessionStore
 from neo_sdk.session._vocabulary import steering_vocabulary
-from neo_sdk.tasks import CatalogFacts, format_history, item_marker
+from neo_sdk.tasks import MAX_HISTORY, CatalogFacts, format_history, item_marker
 
 
 class Neo:
@@ -52,7 +52,7 @@ class Neo:
         self.store = store
         self.max_new_tokens = max_new_tokens
         self.phrasing_index = phrasing_index
-        self.max_history = int(self.manifest.get("training", {}).get("max_history", 10))
+        self.max_history = int(self.manifest.get("training", {}).get("max_history", MAX_HISTORY))
         self.encoder = ExampleEncoder(self.tokenizer, contents.vocab, system=prompts.system)
         decoder = build_decoder(self.model, self.encoder)
         self.trie, self.tokens = decoder.trie, decoder.tokens

@@ -10,26 +10,31 @@ Example:
     >>> instruct = build_instruction_examples(catalog, leave_one_out(catalog), prompts, seed=0)
 """
 
+from neo_sdk._names import ALIGNMENT_TASKS, TASKS
 from neo_sdk.tasks._alignment import (
-    STAGE2_TASKS,
     AlignmentConfig,
     build_alignment_examples,
     item_queries,
 )
 from neo_sdk.tasks._example import ITEM_MARKER, Example, item_marker, mentioned_items
 from neo_sdk.tasks._facts import CatalogFacts, format_history
-from neo_sdk.tasks._instruction import STAGE3_TASKS, InstructionConfig, build_instruction_examples
+from neo_sdk.tasks._instruction import (
+    MAX_HISTORY,
+    InstructionConfig,
+    build_instruction_examples,
+)
 from neo_sdk.tasks._teachers import LangChainTeacher, Teacher, TemplateTeacher
 
 __all__ = [
+    "ALIGNMENT_TASKS",
+    "ITEM_MARKER",
+    "MAX_HISTORY",
+    "TASKS",
     "AlignmentConfig",
     "CatalogFacts",
     "Example",
-    "ITEM_MARKER",
     "InstructionConfig",
     "LangChainTeacher",
-    "STAGE2_TASKS",
-    "STAGE3_TASKS",
     "Teacher",
     "TemplateTeacher",
     "build_alignment_examples",

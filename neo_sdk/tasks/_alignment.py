@@ -19,13 +19,13 @@ from typing import Any, TypeVar
 
 from tqdm import tqdm
 
+from neo_sdk._names import ALIGNMENT_TASKS
 from neo_sdk.catalog import Catalog
 from neo_sdk.errors import ConfigError
 from neo_sdk.prompts import PromptSet, load_prompts
 from neo_sdk.tasks._example import Example, item_marker
 from neo_sdk.tasks._facts import CatalogFacts
 
-STAGE2_TASKS: tuple[str, ...] = ("sid_to_text", "text_to_sid", "sid_to_type")
 _DESCRIPTION_WORDS = 8
 C = TypeVar("C", bound=Any)
 
@@ -35,7 +35,7 @@ class AlignmentConfig:
     """What :func:`build_alignment_examples` builds."""
 
     tasks: tuple[str, ...] = field(
-        default=STAGE2_TASKS, metadata={"help": "stage 2 tasks to build, in this order"}
+        default=ALIGNMENT_TASKS, metadata={"help": "stage 2 tasks to build, in this order"}
     )
     families: tuple[str, ...] = field(
         default=("train",), metadata={"help": "phrasing families to sample from (eval: held out)"}
@@ -48,10 +48,10 @@ class AlignmentConfig:
     )
 
     def __post_init__(self) -> None:
-        unknown = [t for t in self.tasks if t not in STAGE2_TASKS]
+        unknown = [t for t in self.tasks if t not in ALIGNMENT_TASKS]
         if unknown or not self.tasks:
             raise ConfigError(
-                f"alignment tasks must be among {', '.join(STAGE2_TASKS)} (got {list(self.tasks)})"
+                f"alignment tasks must be among {', '.join(ALIGNMENT_TASKS)} (got {list(self.tasks)})"
             )
         if not self.families:
             raise ConfigError("families: name at least one phrasing family, e.g. ('train',)")

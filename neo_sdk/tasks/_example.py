@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-TaskName = Literal[
-    "sid_to_text", "text_to_sid", "sid_to_type",  # stage 2 (alignment)
-    "next_item", "search", "explain", "profile", "like_this",  # stage 3 (instruction)
-]
-OutputFormat = Literal["ids", "text", "mixed"]
+from neo_sdk._names import OutputFormat, TaskName
 
 ITEM_MARKER = re.compile(r"\[\[item:([^\]]+)\]\]")
 

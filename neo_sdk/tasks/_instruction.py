@@ -24,20 +24,23 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from collections.abc import Iterator
-from itertools import zip_longest
 from dataclasses import dataclass, field
+from itertools import zip_longest
 
 from tqdm import tqdm
 
+from neo_sdk._names import TASKS
 from neo_sdk.catalog import Catalog, Split
 from neo_sdk.errors import ConfigError
 from neo_sdk.prompts import PromptSet, load_prompts
 from neo_sdk.tasks._alignment import _configure, _disable
 from neo_sdk.tasks._example import Example, item_marker
 from neo_sdk.tasks._facts import CatalogFacts, format_history
-from neo_sdk.tasks._teachers import TemplateTeacher, Teacher
+from neo_sdk.tasks._teachers import Teacher, TemplateTeacher
 
-STAGE3_TASKS: tuple[str, ...] = ("next_item", "search", "explain", "profile", "like_this")
+MAX_HISTORY = 10
+"""History items in a prompt (the most recent ones): the one default of stage 3 examples, ``neo train``,
+its next-item probe and the runtime (a bundle records the value it was trained with)."""
 _SEARCH_MAX_MATCHES = 50  # add a fact while a query matches more items than this
 
 
@@ -45,13 +48,13 @@ _SEARCH_MAX_MATCHES = 50  # add a fact while a query matches more items than thi
 class InstructionConfig:
     """What :func:`build_instruction_examples` builds. Defaults are sized for 2 CPU cores."""
 
-    tasks: tuple[str, ...] = field(default=STAGE3_TASKS, metadata={"help": "stage 3 tasks"})
+    tasks: tuple[str, ...] = field(default=TASKS, metadata={"help": "stage 3 tasks"})
     families: tuple[str, ...] = field(
         default=("train",), metadata={"help": "phrasing families to sample from (eval: held out)"}
     )
     max_history: int = field(
-        default=20, metadata={"help": "history items in a prompt (the last ones); prompt length"
-                              " is the main CPU cost"}
+        default=MAX_HISTORY, metadata={"help": "history items in a prompt (the last ones); prompt length"
+                                       " is the main CPU cost"}
     )
     cuts_per_user: int = field(
         default=4, metadata={"help": "next_item cut points per user (the last one always)"}
@@ -75,10 +78,10 @@ class InstructionConfig:
     )
 
     def __post_init__(self) -> None:
-        unknown = [t for t in self.tasks if t not in STAGE3_TASKS]
+        unknown = [t for t in self.tasks if t not in TASKS]
         if unknown or not self.tasks:
             raise ConfigError(
-                f"instruction tasks must be among {', '.join(STAGE3_TASKS)} (got {list(self.tasks)})"
+                f"instruction tasks must be among {', '.join(TASKS)} (got {list(self.tasks)})"
             )
         if not self.families:
             raise ConfigError("families: name at least one phrasing family, e.g. ('train',)")

@@ -25,12 +25,15 @@ from typing import Any
 
 import torch
 
-from neo_sdk.errors import ConfigError
 from neo_sdk.encoding import Encoded
+from neo_sdk.errors import ConfigError
 from neo_sdk.training._format import collate
 
 log = logging.getLogger(__name__)
 
+MAX_MINUTES = 15.0
+"""The default budget of ``neo train`` (``TrainSettings.max_minutes``) and of stage 3 run alone
+(``InstructConfig.max_minutes``): what the bench's CPU runs were measured at (2 cores)."""
 #: A stage-3 step costs about this many frozen forward passes of its batch (backward through the
 #: adapted top layers plus the optimizer; a 2-core profile: 1.5 s forward, 0.7 s backward, 0.1 s
 #: optimizer at batch 16). Full fine-tuning backpropagates through every layer.

@@ -13,6 +13,7 @@ import torch
 
 from neo_sdk.encoding import IGNORE, Encoded
 
+
 @dataclass(frozen=True)
 class Batch:
     """Right-padded tensors. Shapes: (B, T)."""

@@ -3,29 +3,37 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
+import os
 import random
 import time
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
+from neo_sdk._names import ALIGNMENT_TASKS, TASKS, Task
 from neo_sdk.catalog import Catalog, leave_one_out
+from neo_sdk.decoding import build_decoder
+from neo_sdk.encoding import ExampleEncoder
 from neo_sdk.errors import ConfigError
 from neo_sdk.model import DEFAULT_BASE, load_base_model, resolve_base
 from neo_sdk.prompts import default_prompts_dir, load_prompts
 from neo_sdk.sids import SIDTable
 from neo_sdk.tasks import (
-    STAGE2_TASKS,
-    STAGE3_TASKS,
+    MAX_HISTORY,
     CatalogFacts,
+    InstructionConfig,
     build_alignment_examples,
     build_instruction_examples,
 )
 from neo_sdk.training._budget import (
+    MAX_MINUTES,
     MIN_FEATURE_EXAMPLES,
     SAVE_RESERVE_SECONDS,
     fit_seconds,
@@ -33,9 +41,7 @@ from neo_sdk.training._budget import (
     plan_budget,
     seconds_per_token,
 )
-from neo_sdk.decoding import build_decoder
-from neo_sdk.encoding import ExampleEncoder
-from neo_sdk.training._loop import plot_losses
+from neo_sdk.training._loop import LossPer, plot_losses
 from neo_sdk.training._probe import (
     probe_next_item,
     probe_sid_to_type,
@@ -48,68 +54,164 @@ from neo_sdk.vocab import SIDVocab
 log = logging.getLogger(__name__)
 
 Stage = Literal["align", "instruct", "all"]
-REPLAY_TASKS = STAGE2_TASKS
+"""``align``: stage 2 only; ``instruct``: stage 3, continuing from a stage-2 bundle; ``all``: both."""
 
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Everything ``neo train`` can set; saved in the bundle manifest."""
+    """Everything ``neo train`` can set; saved in the bundle manifest.
+
+    Each default is read from where the concept lives (``InstructConfig`` and ``LoopConfig`` for
+    the optimiser and LoRA, ``AlignConfig`` for the output fit, ``neo_sdk.tasks`` for the prompts,
+    ``neo_sdk._names`` for the tasks, ``neo_sdk.training._budget`` for the budget). Every field is
+    checked when the settings are made, so a bad value fails before a minute is spent
+    (:class:`~neo_sdk.errors.ConfigError` naming the field and what it allows).
+
+    ``neo train``'s flags are generated from these fields (:mod:`neo_sdk.cli._train`): the type
+    gives the parser and choices, ``metadata["help"]`` the help; ``metadata["flag"]`` names the
+    flag when it is not ``--field-name`` (a bool that defaults to true gets ``--no-field-name``),
+    ``metadata["none"]`` is the command-line value that stands for ``None``, ``metadata["repeat"]``
+    makes the flag repeatable and ``metadata["metavar"]`` names its value.
+    """
 
     base: str = field(default=DEFAULT_BASE, metadata={"help": "base model alias or local HF folder"})
-    num_hidden_layers: int | None = field(default=None, metadata={"help": "fast preset: first N layers"})
-    stage: str = field(default="all", metadata={"help": "align, instruct or all"})
-    max_minutes: float = field(default=15.0, metadata={
-        "help": "budget for the whole run (loading, both stages, saving); the quality probes run"
-                " after it, timed apart"})
+    num_hidden_layers: int | None = field(default=None, metadata={
+        "help": "fast preset: keep only the first N layers of the base model", "flag": "--layers"})
+    stage: Stage = field(default="all", metadata={
+        "help": "align: stage 2 only; instruct: stage 3, continuing from the stage-2 bundle at --out; all: both"})
+    max_minutes: float = field(default=MAX_MINUTES, metadata={
+        "help": "budget for the whole run (loading, both stages, saving); the plan of what it buys is"
+                " printed first; the quality probes run after it, timed apart"})
     align_share: float = field(default=0.25, metadata={
         "help": "largest share of the budget stage 2 may take (its feature pass shrinks to fit)"})
-    max_steps: int | None = field(default=None, metadata={"help": "stage 3 step cap"})
+    max_steps: int | None = field(default=None, metadata={"help": "cap on stage 3 optimizer steps"})
     full: bool = field(default=False, metadata={"help": "full fine-tuning in stage 3 instead of LoRA"})
-    lora_layers: int | None = 8
-    batch_size: int = field(default=8, metadata={
-        "help": "stage 3 batch: at a CPU budget more updates beat bigger batches (8 beat 4 and 16)"})
-    lr: float = field(default=1e-3, metadata={
-        "help": "stage 3 learning rate: 1e-3 beat 5e-4 at batch 8 within a CPU budget"})
-    max_history: int = 10
-    cuts_per_user: int = 4
-    instruction_tasks: tuple[str, ...] = ("next_item", "search", "explain", "profile", "like_this")
+    lora_layers: int | None = field(default=InstructConfig.lora_layers, metadata={
+        "help": "LoRA on the top N layers (0 on the command line, None in Python: every layer)", "none": 0})
+    lora_r: int = field(default=InstructConfig.lora_r, metadata={"help": "LoRA rank of stage 3's adapters"})
+    batch_size: int = field(default=InstructConfig.batch_size, metadata={
+        "help": "stage 3 batch: at a CPU budget more updates beat bigger batches (8 beat 4 and 16 at"
+                " 15 CPU minutes, bench/RESULTS.md)"})
+    lr: float = field(default=InstructConfig.lr, metadata={
+        "help": "stage 3 learning rate: 1e-3 beat 5e-4 at batch 8 and 15 CPU minutes"})
+    max_history: int = field(default=MAX_HISTORY, metadata={
+        "help": "history items in a stage 3 prompt (the most recent); the bundle records it for answering"})
+    cuts_per_user: int = field(default=InstructionConfig.cuts_per_user, metadata={
+        "help": "next-item examples per user (cut points in their history, the last one always)"})
+    instruction_tasks: tuple[Task, ...] = field(default=TASKS, metadata={
+        "help": "stage 3 tasks, comma-separated", "flag": "--tasks", "metavar": "TASK,..."})
     target_types: tuple[str, ...] = field(default=(), metadata={
-        "help": "entity types of the next-item probes (default: every type users interact with,"
-                " in proportion to its share of the log)"})
-    replay_share: float = field(default=0.2, metadata={"help": "stage 2 examples mixed into stage 3"})
+        "help": "entity types the next-item probes target (repeatable or comma-separated; default: every"
+                " type users interact with, in proportion to its share of the log)",
+        "flag": "--type", "repeat": True, "metavar": "TYPE"})
+    replay_share: float = field(default=0.2, metadata={
+        "help": "stage 2 examples mixed into stage 3, as a share of its examples"})
     replay_weights: tuple[tuple[str, float], ...] = field(
         default=(("sid_to_type", 4.0), ("sid_to_text", 1.0), ("text_to_sid", 1.0)),
         metadata={"help": "relative share of each stage 2 task in the replay, split equally per entity type;"
-                          " tasks left out are not replayed"})
-    loss_per: str = field(default="token", metadata={"help": "stage 3 loss average: token or example"})
+                          " tasks left out are not replayed", "metavar": "TASK=WEIGHT,..."})
+    loss_per: LossPer = field(default=InstructConfig.loss_per, metadata={
+        "help": "stage 3 loss: the mean over tokens, or each example weighs the same"})
     history_loss: bool = field(default=True, metadata={
         "help": "next-item examples also supervise the SID codes of their history (ExampleEncoder)"})
-    probe_users: int = 200
-    probe_items: int = 200
-    seed: int = 0
+    fit_steps: int = field(default=AlignConfig.fit_steps, metadata={
+        "help": "AdamW steps of stage 2's output fit (SID output rows on cached features)"})
+    probe_users: int = field(default=200, metadata={"help": "users sampled for the next-item probe"})
+    probe_items: int = field(default=200, metadata={
+        "help": "items sampled for the text -> SID and SID -> type probes"})
+    seed: int = field(default=0, metadata={"help": "seed of every random choice"})
 
     def __post_init__(self) -> None:
-        if self.stage not in ("align", "instruct", "all"):
-            raise ConfigError(f"stage must be align, instruct or all (got {self.stage!r})")
-        if self.max_minutes <= 0:
-            raise ConfigError("max_minutes must be > 0")
-        if not 0 < self.align_share < 1:
-            raise ConfigError(f"align_share must be in (0, 1) (got {self.align_share})")
-        if self.lora_layers is not None and self.lora_layers < 1:
-            raise ConfigError(f"lora_layers must be >= 1, or None for every layer (got {self.lora_layers})")
-        if self.loss_per not in ("token", "example"):
-            raise ConfigError(f"loss_per must be token or example (got {self.loss_per!r})")
-        if self.batch_size < 1 or self.lr <= 0 or (self.max_steps is not None and self.max_steps < 1):
-            raise ConfigError("batch_size and max_steps must be >= 1 and lr > 0")
-        unknown_tasks = sorted(set(self.instruction_tasks) - set(STAGE3_TASKS))
-        if unknown_tasks or not self.instruction_tasks:
-            raise ConfigError(f"instruction_tasks: unknown or none {unknown_tasks}; stage 3 tasks are"
-                              f" {list(STAGE3_TASKS)}")
-        unknown = sorted({task for task, _ in self.replay_weights} - set(REPLAY_TASKS))
-        if unknown:
-            raise ConfigError(f"replay_weights: unknown task(s) {unknown}; stage 2 tasks are {list(REPLAY_TASKS)}")
-        if any(w < 0 for _, w in self.replay_weights):
-            raise ConfigError("replay_weights must be >= 0")
+        for f in dataclasses.fields(self):  # types first: the rules below compare values
+            object.__setattr__(self, f.name, _conform(f.name, getattr(self, f.name), _hints()[f.name]))
+        unknown = sorted({task for task, _ in self.replay_weights} - set(ALIGNMENT_TASKS))
+        rules = (  # field, holds, what it allows
+            ("base", bool(self.base.strip()), "a non-empty model alias or folder"),
+            ("num_hidden_layers", self.num_hidden_layers is None or self.num_hidden_layers >= 1,
+             ">= 1, or None for every layer"),
+            ("max_minutes", self.max_minutes > 0, "> 0"),
+            ("align_share", 0 < self.align_share < 1, "in (0, 1)"),
+            ("max_steps", self.max_steps is None or self.max_steps >= 1, ">= 1, or None (the budget decides)"),
+            ("lora_layers", self.lora_layers is None or self.lora_layers >= 1, ">= 1, or None for every layer"),
+            ("lora_r", self.lora_r >= 1, ">= 1"),
+            ("batch_size", self.batch_size >= 1, ">= 1"),
+            ("lr", self.lr > 0, "> 0"),
+            ("max_history", self.max_history >= 1, ">= 1"),
+            ("cuts_per_user", self.cuts_per_user >= 1, ">= 1"),
+            ("instruction_tasks", 0 < len(self.instruction_tasks) == len(set(self.instruction_tasks)),
+             f"one or more of {', '.join(TASKS)}, each once"),
+            ("target_types", all(t.strip() for t in self.target_types), "non-empty entity type names"),
+            ("replay_share", 0 <= self.replay_share <= 1, "in [0, 1]"),
+            ("replay_weights", not unknown,
+             f"TASK=WEIGHT pairs of stage 2 tasks ({', '.join(ALIGNMENT_TASKS)}): unknown task(s) {unknown}"),
+            ("replay_weights", all(w >= 0 for _, w in self.replay_weights), "weights >= 0"),
+            ("replay_weights", len({t for t, _ in self.replay_weights}) == len(self.replay_weights),
+             "one weight per task"),
+            ("fit_steps", self.fit_steps >= 0, ">= 0"),
+            ("probe_users", self.probe_users >= 1, ">= 1"),
+            ("probe_items", self.probe_items >= 1, ">= 1"),
+        )
+        for name, holds, allowed in rules:
+            if not holds:
+                raise ConfigError(f"{name} must be {allowed} (got {getattr(self, name)!r})")
+
+
+@functools.cache
+def _hints() -> dict[str, Any]:
+    return typing.get_type_hints(TrainSettings)
+
+
+def _conform(name: str, value: Any, hint: Any) -> Any:
+    """``value`` if it is of type ``hint`` (a list where a tuple is due becomes one: JSON has no
+    tuples), else :class:`ConfigError` naming the field and the type."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in _UNIONS:
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1:
+            try:
+                return _conform(name, value, inner[0])
+            except ConfigError:
+                pass
+    elif origin is Literal:
+        if value in args:
+            return value
+    elif origin is tuple and isinstance(value, (tuple, list)):
+        items = args[:1] * len(value) if args[-1:] == (Ellipsis,) else args
+        if len(items) == len(value):
+            try:
+                return tuple(_conform(name, v, t) for v, t in zip(value, items))
+            except ConfigError:
+                pass
+    elif hint is str and isinstance(value, os.PathLike):  # base: a local folder
+        return os.fspath(value)
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(value, hint):
+        return value
+    raise ConfigError(f"{name} must be {_describe(hint)} (got {value!r})")
+
+
+_UNIONS = (typing.Union, types.UnionType)
+_TYPE_WORDS = {int: "an int", float: "a number", str: "a str", bool: "a bool"}
+
+
+def _describe(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in _UNIONS:
+        return " or ".join("None" if a is type(None) else _describe(a) for a in args)
+    if origin is Literal:
+        return f"one of {', '.join(map(str, args))}"
+    if origin is tuple:
+        if args[-1:] == (Ellipsis,):
+            return f"a tuple of ({_describe(args[0])})"
+        return f"a pair ({', '.join(_describe(a) for a in args)})"
+    return _TYPE_WORDS.get(hint, hint.__name__)
 
 
 def balanced_sample(examples: list[Any], n: int, rng: random.Random, *, key: Any,
@@ -184,7 +286,7 @@ def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: b
     pad_id = encoder.pad_id
 
     # ---- every example first, so the plan can say what the budget buys before training starts
-    align_config = AlignConfig(seed=settings.seed)
+    align_config = AlignConfig(seed=settings.seed, fit_steps=settings.fit_steps)
     align_examples = build_alignment_examples(catalog, prompts, seed=settings.seed, facts=facts) if run_align else []
     split = leave_one_out(catalog) if run_instruct else None
     encoded: list[Any] = []
@@ -257,7 +359,8 @@ def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: b
         # popularity, bench/RESULTS.md), so the probes do not take their minutes from it.
         left = deadline + probe_seconds - time.perf_counter() - SAVE_RESERVE_SECONDS
         config = InstructConfig(
-            full=settings.full, lora_layers=settings.lora_layers, max_minutes=max(left, 1.0) / 60,
+            full=settings.full, lora_layers=settings.lora_layers, lora_r=settings.lora_r,
+            max_minutes=max(left, 1.0) / 60,
             max_steps=settings.max_steps, batch_size=settings.batch_size, lr=settings.lr, seed=settings.seed,
             loss_per=settings.loss_per,
         )

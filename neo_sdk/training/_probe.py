@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from neo_sdk.catalog import Split
 from neo_sdk.decoding import Decoder, TrieFilter, beam_search_items
 from neo_sdk.prompts import PromptSet
-from neo_sdk.tasks import CatalogFacts, format_history, item_marker, item_queries
+from neo_sdk.tasks import MAX_HISTORY, CatalogFacts, format_history, item_marker, item_queries
 
 
 def _sample(values: Sequence[Any], n: int, seed: int | str) -> list[Any]:
@@ -83,7 +83,7 @@ def probe_text_to_sid(decoder: Decoder, facts: CatalogFacts, prompts: PromptSet,
 
 def probe_next_item(decoder: Decoder, split: Split, prompts: PromptSet, *,
                     entity_types: Sequence[str] | None = None, n: int | None = 200, seed: int = 0, k: int = 10,
-                    max_history: int = 20, batch: int = 8, stage: str = "valid",
+                    max_history: int = MAX_HISTORY, batch: int = 8, stage: str = "valid",
                     family: str = "eval") -> dict[str, Any]:
     """HR@k / NDCG@k on ``stage`` targets (seen items excluded) vs popularity on the same users.
 
@@ -138,7 +138,9 @@ def probe_next_item(decoder: Decoder, split: Split, prompts: PromptSet, *,
     model_ranks, pop_ranks = target_ranks(model_lists, goal), target_ranks(pop_lists, goal)
 
     def scores(mask: np.ndarray) -> dict[str, float]:
-        mean = (lambda v: float(v[mask].mean()) if mask.any() else 0.0)
+        def mean(values: np.ndarray) -> float:
+            return float(values[mask].mean()) if mask.any() else 0.0
+
         return {f"hr@{k}": mean(hit_rate(model_ranks, k)), f"ndcg@{k}": mean(ndcg(model_ranks, k)),
                 f"popularity_hr@{k}": mean(hit_rate(pop_ranks, k)),
                 f"popularity_ndcg@{k}": mean(ndcg(pop_ranks, k)), "users": int(mask.sum())}

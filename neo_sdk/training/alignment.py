@@ -39,13 +39,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from neo_sdk.encoding import Encoded, ExampleEncoder
 from neo_sdk.errors import ConfigError
+from neo_sdk.model import untie_output_head
 from neo_sdk.sids import SIDTable
 from neo_sdk.tasks._example import Example
-from neo_sdk.encoding import Encoded, ExampleEncoder
 from neo_sdk.training._format import collate
 from neo_sdk.training._loop import LoopConfig, LoopResult, train_loop
-from neo_sdk.model import untie_output_head
 from neo_sdk.training._rows import RowMask, row_weights
 from neo_sdk.vocab import SIDVocab
 

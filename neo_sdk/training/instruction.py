@@ -14,13 +14,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from neo_sdk.errors import ConfigError
 from neo_sdk.encoding import Encoded
-from neo_sdk.training._loop import LoopConfig, LoopResult, train_loop
+from neo_sdk.errors import ConfigError
+from neo_sdk.training._budget import MAX_MINUTES
+from neo_sdk.training._loop import LoopConfig, LoopResult, LossPer, train_loop
 from neo_sdk.training._rows import RowMask
 
 log = logging.getLogger(__name__)
@@ -30,21 +30,22 @@ LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 
 @dataclass(frozen=True)
 class InstructConfig:
-    """Stage 3 settings."""
+    """Stage 3 settings; ``TrainSettings`` reads its LoRA defaults from here, and its optimiser
+    defaults come from :class:`LoopConfig`."""
 
     full: bool = field(default=False, metadata={"help": "full fine-tuning instead of LoRA"})
-    lora_r: int = 16
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
     lora_alpha: int = 32
     lora_layers: int | None = field(default=8, metadata={"help": "adapt only the top N layers (None: all)"})
     train_output_rows: bool = True
     train_input_rows: bool = False
     max_steps: int | None = None
-    max_minutes: float | None = 10.0
-    batch_size: int = 8
-    lr: float = 1e-3
+    max_minutes: float | None = MAX_MINUTES
+    batch_size: int = LoopConfig.batch_size
+    lr: float = LoopConfig.lr
     seed: int = 0
     grad_accum: int = 1
-    loss_per: str = field(default="token", metadata={"help": "token or example (see completion_loss)"})
+    loss_per: LossPer = field(default=LoopConfig.loss_per, metadata={"help": "token or example (see completion_loss)"})
 
     def __post_init__(self) -> None:
         if self.lora_r < 1:
