@@ -57,6 +57,20 @@ from neo_sdk.evaluation._protocol import (
 )
 from neo_sdk.evaluation._report import results_header, results_row, results_table, save_metrics_png
 from neo_sdk.evaluation._search import BM25Retriever, DenseRetriever
+from neo_sdk.evaluation._search_queries import (
+    SEARCH_FAMILIES,
+    Fact,
+    QueryBuilder,
+    SearchQuery,
+    build_search_queries,
+    clean_title,
+    hit_at_k,
+    popularity_among_matching,
+    precision_at_k,
+    query_builder,
+    query_score,
+    unique_share,
+)
 
 if TYPE_CHECKING:
     from neo_sdk.evaluation._sasrec import SASRec, SASRecConfig
@@ -73,29 +87,40 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "BM25Retriever",
-    "BundleRanker",
     "DEFAULT_KS",
     "DEV_SAMPLE_SIZE",
+    "SEARCH_FAMILIES",
+    "BM25Retriever",
+    "BundleRanker",
     "DenseRetriever",
     "EvalReport",
     "EvalResult",
+    "Fact",
     "ItemIndex",
     "ItemKNN",
     "NextItemComparison",
     "Popularity",
+    "QueryBuilder",
     "RandomRanker",
     "Ranker",
     "Retriever",
     "SASRec",
     "SASRecConfig",
+    "SearchQuery",
+    "build_search_queries",
+    "clean_title",
     "compare_next_item",
     "evaluate_ranker",
     "evaluate_search",
+    "hit_at_k",
     "hit_rate",
     "invalid_count",
     "ndcg",
     "per_user",
+    "popularity_among_matching",
+    "precision_at_k",
+    "query_builder",
+    "query_score",
     "resolve_entity_type",
     "resolve_entity_types",
     "results_header",
@@ -106,4 +131,5 @@ __all__ = [
     "seed_spread",
     "summarize",
     "target_ranks",
+    "unique_share",
 ]
