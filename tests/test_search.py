@@ -117,3 +117,19 @@ def test_the_model_alone_reads_no_facts(trained_bundle: Path) -> None:
         answer = alone.session(user="ben", persist=False).ask("find fantasy books", k=3)
         assert answer.request.categories == () and answer.items
         assert all(i.type == "book" for i in answer.items)
+
+
+def test_a_title_search_returns_what_the_user_read_other_searches_do_not(neo: Neo) -> None:
+    ben = neo.session(user="ben", persist=False)
+    assert "book:hobbit" in ben.history
+    assert "book:hobbit" in [i.id for i in ben.ask("find the hobbit", task="search", k=3).items]
+    chatty = ben.ask("any good fantasy books for me tonight?", task="search", k=3)
+    assert chatty.request.query is None  # request chatter is not search text
+    assert not chatty.items  # ben read both fantasy books: a discovery search excludes them
+
+
+def test_stated_years_are_reasons_and_filters(neo: Neo) -> None:
+    answer = neo.session(persist=False).ask("find books from the 1960s", task="search", k=5)
+    assert (answer.request.year_min, answer.request.year_max) == (1960, 1969)
+    assert any(r.startswith("fact: years 1960") for r in answer.request.reasons)
+    assert answer.items and all(1960 <= (i.year or 0) <= 1969 for i in answer.items)

@@ -7,7 +7,7 @@ allowlist), and ``neo_sdk.evaluation`` scores the retrievers as baselines.
 
 from neo_sdk.retrieval._hybrid import RRF_K, HybridRetriever, reciprocal_rank_fusion
 from neo_sdk.retrieval._index import ItemIndex, top_k
-from neo_sdk.retrieval._stated import FactReader, StatedFacts, normalize_title, words
+from neo_sdk.retrieval._stated import FactReader, StatedFacts, content_words, normalize_title, words
 from neo_sdk.retrieval._text import BM25Retriever, DenseRetriever
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "HybridRetriever",
     "ItemIndex",
     "StatedFacts",
+    "content_words",
     "normalize_title",
     "reciprocal_rank_fusion",
     "top_k",

@@ -33,6 +33,25 @@ _JOINERS = ("and", "or", "&")
 _FORMS = (("y", "ies"), ("y", "ic"), ("ce", "tic"), ("ion", "ed"), ("ary", "aries"), ("", "s"), ("", "es"))
 
 
+# Words of a request that ask rather than describe: they never reach a retriever
+_CHATTER = frozenset({
+    "find", "search", "look", "looking", "show", "give", "get", "want", "wanted", "need", "like", "love",
+    "loved", "enjoy", "enjoyed", "recommend", "recommended", "recommendation", "recommendations", "suggest",
+    "suggestion", "suggestions", "pick", "choose", "watch", "see", "read", "listen", "play", "hear",
+    "something", "anything", "everything", "good", "great", "nice", "best", "top", "fun", "interesting",
+    "please", "could", "would", "can", "tonight", "today", "weekend", "kind", "sort", "maybe", "also", "list",
+    "ids", "id", "titles", "title", "catalog", "options", "ideas", "idea", "whatever", "thing", "things",
+})
+
+
+def content_words(text: str) -> str:
+    """The words of ``text`` that describe something: stop words and request chatter ("find",
+    "recommend", "something good", "tonight") dropped. Empty when nothing is left."""
+    from bm25s.stopwords import STOPWORDS_EN_PLUS
+
+    return " ".join(w for w in words(text) if w not in _CHATTER and w not in STOPWORDS_EN_PLUS)
+
+
 def words(text: str) -> list[str]:
     """Lower-case ASCII words of a text (accents dropped, apostrophes and punctuation split)."""
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()

@@ -56,7 +56,8 @@ class Neo:
         self.encoder = ExampleEncoder(self.tokenizer, contents.vocab, system=prompts.system)
         decoder = build_decoder(self.model, self.encoder)
         self.trie, self.tokens = decoder.trie, decoder.tokens
-        self.facts = CatalogFacts(catalog, prompts)
+        # every interaction the catalog holds: served popularity and co-occurrence use them all
+        self.facts = CatalogFacts(catalog, prompts, {u: [i.item_id for i in h] for u, h in catalog.histories().items()})
         self.retrieval = retrieval
         self.responder = Responder(self, retrieval=retrieval)
         self.steering = steering_vocabulary(self)

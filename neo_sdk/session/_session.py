@@ -134,10 +134,12 @@ class Session:
         """Items a request may not return: its own exclusions (\"not that one\"), and for
         recommendation tasks (next_item, explain, like_this) the items recommended earlier in the
         session (except those of the turn it refines), the consumed items and the focus item.
-        A search with words is retrieval: only its own exclusions apply; a search that only states
-        facts ("comedies from the 90s") recommends within them, and excludes like a recommendation."""
+        A search for a title ("find toy story") is retrieval: only its own exclusions apply; any
+        other search ("90s comedies", "a heist film with a twist") recommends within what it states,
+        and excludes like a recommendation."""
         out = list(request.exclude)
-        if request.task not in RECOMMENDATION_TASKS and not (request.task == "search" and not request.query):
+        finds_a_title = request.task == "search" and bool(request.query) and self.neo.steering.is_title(request.query or "")
+        if request.task not in RECOMMENDATION_TASKS and (request.task != "search" or finds_a_title):
             return out
         if self.exclude_recommended:
             for answer in self.answers:

@@ -36,7 +36,7 @@ from typing import Any
 
 from neo_sdk._names import OUTPUT_FORMATS, TASKS
 from neo_sdk.errors import ConfigError, UnknownItemError
-from neo_sdk.retrieval import StatedFacts, normalize_title
+from neo_sdk.retrieval import StatedFacts, content_words, normalize_title
 from neo_sdk.session._answer import Request
 
 NUMBER_WORDS = {
@@ -289,6 +289,8 @@ class _Reading:
         """Years and excluded items: the words, what the refined request had, then explicit filters."""
         base = self.base
         year_min, year_max = _years(self.t)
+        if year_min is not None or year_max is not None:
+            self.reasons.append(f"fact: years {year_min or '…'}–{year_max or '…'}")
         if base is not None:
             year_min = year_min if year_min is not None else base.year_min
             year_max = year_max if year_max is not None else base.year_max
@@ -352,7 +354,7 @@ class _Reading:
         free = self.stated.free_text if self.stated else self.t
         for pattern in (_DECADE, _BEFORE, _AFTER, _FROM_YEAR):
             free = pattern.sub(" ", free)
-        return _search_query(free, self.vocab) or None
+        return content_words(_search_query(free, self.vocab)) or None
 
 
 # ----------------------------------------------------------------------------- helpers
