@@ -133,3 +133,16 @@ def test_stated_years_are_reasons_and_filters(neo: Neo) -> None:
     assert (answer.request.year_min, answer.request.year_max) == (1960, 1969)
     assert any(r.startswith("fact: years 1960") for r in answer.request.reasons)
     assert answer.items and all(1960 <= (i.year or 0) <= 1969 for i in answer.items)
+
+
+def test_stated_facts_on_a_podcast_catalog() -> None:
+    """Topics, hosts and the "hosted by" relation come from the catalog: nothing movie-shaped."""
+    from tests.test_search_queries import HOSTS, TOPICS, podcast_catalog
+
+    reader = FactReader(CatalogFacts(podcast_catalog(), load_prompts()))
+    for n, (topic, host) in enumerate(zip(TOPICS, HOSTS, strict=False)):
+        facts = reader.read(f"{topic} shows hosted by {host.lower()}")
+        assert facts.categories == (topic,), facts
+        assert facts.related == (("hosted_by", f"host{n}"),), facts
+    assert reader.read("anything with pia costa").related == ((None, "host15"),)
+    assert reader.read("some jazz podcasts").categories == ("jazz",)
