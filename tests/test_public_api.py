@@ -12,6 +12,7 @@ import neo_sdk
 # The public surface, pinned by name (as httpx and langchain-core do): adding, removing or renaming
 # a public name is a decision, made here as well as in ``neo_sdk/__init__.py``.
 EXPECTED_ALL = [
+    "DATASETS",
     "Answer",
     "BundleError",
     "Catalog",
@@ -19,7 +20,6 @@ EXPECTED_ALL = [
     "CatalogImportError",
     "ChatNeo",
     "ConfigError",
-    "DATASETS",
     "DecodingError",
     "EntityType",
     "ImportProblem",
@@ -66,7 +66,7 @@ EXPECTED_ALL = [
 
 
 def test_all_is_exactly_the_pinned_public_names() -> None:
-    assert neo_sdk.__all__ == EXPECTED_ALL  # the order too: sorted, upper case first
+    assert neo_sdk.__all__ == EXPECTED_ALL  # the order too: ruff's __all__ sort (constants first)
 
 
 def test_every_public_name_resolves() -> None:
