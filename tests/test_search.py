@@ -88,6 +88,11 @@ def test_explicit_fact_filters(neo: Neo) -> None:
     assert {i.id for i in related.items} == {"book:emma", "book:persuasion"}
 
 
+def test_a_bare_title_is_a_search(neo: Neo) -> None:
+    answer = neo.session(persist=False).ask("The Left Hand of Darkness", k=3)
+    assert answer.request.task == "search" and answer.items[0].id == "book:left-hand"
+
+
 def test_a_title_is_found_and_not_read_as_facts(neo: Neo) -> None:
     answer = neo.session(persist=False).ask("the hobbit", task="search", k=3)
     assert answer.request.categories == () and answer.request.related == ()

@@ -215,6 +215,8 @@ class _Reading:
                 if self.title_item:
                     cue_task = "like_this"
                     self.reasons.append(f"title: {self.title_item}")
+        if cue_task is None and not _REFINE.search(t) and _names_a_title(t, self.vocab):
+            cue_task = "search"  # a bare title ("the usual suspects") looks that item up
         wants_why = bool(_EXPLAIN.search(t))
         refining = state.last is not None and cue_task is None and task is None and (
             bool(_REFINE.search(t)) or bool(self.negated) or _has_filter(t)
@@ -314,7 +316,7 @@ class _Reading:
     def read_facts(self) -> None:
         """The category values and related items the words state (not in a bare title, "star wars")."""
         reader = self.vocab.read_facts
-        if reader is None or self.vocab.is_title(_FILLER.sub(" ", self.t)):
+        if reader is None or _names_a_title(self.t, self.vocab):
             return
         self.stated = reader(self.t)
         for phrase in self.stated.phrases:
@@ -358,6 +360,15 @@ class _Reading:
 
 
 # ----------------------------------------------------------------------------- helpers
+_LOOKUP = re.compile(r"^(?:please\s+)?(?:find|search(?: for)?|look(?:ing)? for|show me|get me|open|play)\s+")
+
+
+def _names_a_title(t: str, vocab: SteeringVocabulary) -> bool:
+    """Whether the request is a catalog title, alone or after a lookup verb ("find the hobbit")."""
+    text = t.strip(" ?!.")
+    return vocab.is_title(text) or vocab.is_title(_LOOKUP.sub("", text))
+
+
 def _task_cue(t: str, vocab: SteeringVocabulary) -> str | None:
     if _PROFILE.search(t):
         return "profile"
