@@ -151,3 +151,19 @@ def test_stated_facts_on_a_podcast_catalog() -> None:
         assert facts.related == (("hosted_by", f"host{n}"),), facts
     assert reader.read("anything with pia costa").related == ((None, "host15"),)
     assert reader.read("some jazz podcasts").categories == ("jazz",)
+
+
+def test_a_one_word_name_is_read_after_a_relation_phrase() -> None:
+    catalog = Catalog(":memory:")
+    catalog.declare_type("album", ["title", "genres"])
+    catalog.declare_type("artist", ["title"])
+    from neo_sdk import Item, Relation
+
+    catalog.add_items([Item("a1", "album", "Like a Prayer", {"genres": ["Pop"]}),
+                       Item("a2", "album", "Blue Train", {"genres": ["Jazz"]}),
+                       Item("p1", "artist", "Madonna"), Item("p2", "artist", "John Coltrane")])
+    catalog.add_relations([Relation("a1", "performed_by", "p1"), Relation("a2", "performed_by", "p2")])
+    reader = FactReader(CatalogFacts(catalog, load_prompts()))
+    assert reader.read("pop albums performed by madonna").related == (("performed_by", "p1"),)
+    assert reader.read("albums by coltrane").related == ((None, "p2"),)
+    assert reader.read("madonna").related == ()  # a bare word may be anything

@@ -109,6 +109,7 @@ class FactReader:
             name = words(facts.title(item))
             if len(name) >= 2:
                 self.names[" ".join(name)] = item
+            if name:  # a last name, or a one-word name ("by homer"): read only after a relation phrase
                 self.surnames[name[-1]] = item
         self.relations: dict[str, str | None] = dict.fromkeys(_OPEN_RELATION)
         for relation in sorted({r for links in facts.forward.values() for r, _ in links}):
