@@ -60,8 +60,10 @@ class Responder:
     an allowlist; when words are left, the hybrid retriever's best :data:`SEARCH_CANDIDATES`
     inside it are the candidates, and without words the most popular; the model scores the
     candidates by constrained beam search (with the user's history when there is one), and
-    reciprocal-rank fusion merges the model's order with the retriever's (or popularity's). Every
-    item returned is one the model decoded. ``retrieval=False`` (``Neo.load``) keeps the model
+    reciprocal-rank fusion merges the model's order with the retriever's (or popularity's). A
+    visitor's request with no words left gets the most popular of the decoded candidates, in
+    popularity order: without a history or words the model's order adds nothing measurable
+    (bench/RESULTS.md). Every item returned is one the model decoded. ``retrieval=False`` (``Neo.load``) keeps the model
     alone: no candidates, no stated facts.
     """
 
@@ -179,7 +181,9 @@ class Responder:
         score_of = {s.item_id: s.score for s in scored}
         decoded = set(model_order)
         order = model_order
-        if other:
+        if not words and not history:  # nothing to personalise or match: the most popular inside the facts
+            order = [i for i in other if i in decoded]
+        elif other:
             order = reciprocal_rank_fusion([model_order, [i for i in other if i in decoded]], weights=[1.0, weight])
         segments: list[Segment] = []
         for n, item in enumerate(order[:k], 1):
