@@ -417,7 +417,7 @@ class QueryBuilder:
             if best is None or best[0] > max_matches:
                 continue
             predicate = best[1]
-            for _ in range(5):  # a template word may be a title word ("movie" in "the movie")
+            for _ in range(5):  # a template word (a type noun, a lead word) may also be one of the title's words
                 text = self._cased(self._descriptive_text(predicate, rng), rng)
                 if not title_words(text) & banned:
                     out.append(SearchQuery(text, "descriptive", self.entity_type, target=item_id,

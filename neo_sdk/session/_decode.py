@@ -40,14 +40,14 @@ _NO_HISTORY_PROFILE = ("There is no history to describe yet: record or rate a fe
 # A search's candidates: the retrievers' best this many (within the request's filters), all of
 # them scored by the model (beam width = candidates, so the beam search is exhaustive).
 SEARCH_CANDIDATES = 20
-RANK_BEAMS = 20  # beam width when the model ranks a whole filtered set (no words left to retrieve by)
+RANK_BEAMS = SEARCH_CANDIDATES  # beam width: every retrieved candidate is scored; a larger filtered set, its best
 # Fusion weight of the retriever's (or popularity's) order against the model's (1). At 2, an item
 # the retriever ranks first stays in the top 10 whatever the model thinks of it: the model's
 # text -> SID grounding is weak (bench/RESULTS.md), its order adds the user's taste on top.
 CANDIDATE_WEIGHT = 2.0
 # With a history and no words left, the model ranks the whole filtered set and popularity inside it
-# is fused at equal weight (on 150 personalised demo queries: model 0.440, popularity 0.413,
-# fused 0.467 hit@10; bench/RESULTS.md).
+# is fused at equal weight (150 personalised demo queries, train-only counts: model 0.440,
+# popularity 0.413, fused 0.453 hit@10; bench/personalised_signals.py).
 POPULARITY_PRIOR_WEIGHT = 1.0
 NO_HISTORY = ("next_item", "explain")  # tasks that, without a history, are answered as a search
 
@@ -166,7 +166,7 @@ class Responder:
             other, candidates, weight = popular, allowed, POPULARITY_PRIOR_WEIGHT
         timings["retrieve_ms"] = (time.perf_counter() - started) * 1000
         k = request.k if request.format == "ids" else 1
-        beams = min(max(k, len(candidates) if len(candidates) <= SEARCH_CANDIDATES else RANK_BEAMS), len(candidates))
+        beams = min(max(k, RANK_BEAMS), len(candidates))  # >= SEARCH_CANDIDATES: retrieved sets are scored whole
         if history:
             prompt_request = request.model_copy(update={"task": "next_item", "format": "ids", "k": beams})
         else:

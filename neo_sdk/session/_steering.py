@@ -191,6 +191,7 @@ class _Reading:
     task: str = "next_item"
     focus: str | None = None
     stated: StatedFacts = field(default_factory=StatedFacts)  # category values, related items
+    names_a_title: bool = False  # the whole request is a catalog title ("the usual suspects")
 
     def read_references(self) -> None:
         """Items named by position in the previous answer, and items the words exclude."""
@@ -215,7 +216,7 @@ class _Reading:
                 if self.title_item:
                     cue_task = "like_this"
                     self.reasons.append(f"title: {self.title_item}")
-        if cue_task is None and not _REFINE.search(t) and _names_a_title(t, self.vocab):
+        if cue_task is None and not _REFINE.search(t) and self.names_a_title:
             cue_task = "search"  # a bare title ("the usual suspects") looks that item up
         wants_why = bool(_EXPLAIN.search(t))
         refining = state.last is not None and cue_task is None and task is None and (
@@ -316,7 +317,8 @@ class _Reading:
     def read_facts(self) -> None:
         """The category values and related items the words state (not in a bare title, "star wars")."""
         reader = self.vocab.read_facts
-        if reader is None or _names_a_title(self.t, self.vocab):
+        self.names_a_title = _names_a_title(self.t, self.vocab)
+        if reader is None or self.names_a_title:
             return
         self.stated = reader(self.t)
         for phrase in self.stated.phrases:
