@@ -101,3 +101,76 @@ class BundleError(NeoError):
 
 class SessionError(NeoError):
     """A session cannot be created, found or resumed (unknown id, bad session database)."""
+
+
+class APIError(NeoError):
+    """An HTTP API error, as ``neo serve`` sends it and :mod:`neo_sdk.client` raises it:
+    ``{"error": {"message", "type", "param", "code"}}`` with an HTTP status.
+
+    Attributes:
+        status: the HTTP status (400, 401, 404, 413, 422, 429, 500, 503, 504).
+        type: ``invalid_request_error``, ``authentication_error``, ``not_found_error``,
+            ``rate_limit_error``, ``timeout_error`` or ``server_error``.
+        param: the request field at fault, if one is.
+        code: a short machine-readable reason (e.g. ``model_not_found``).
+        retry_after: seconds to wait before retrying (429 and 503).
+    """
+
+    status = 400
+    type = "invalid_request_error"
+
+    def __init__(self, message: str, *, status: int | None = None, type: str | None = None,
+                 param: str | None = None, code: str | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status if status is not None else self.status
+        self.type = type or self.type
+        self.param, self.code, self.retry_after = param, code, retry_after
+
+    def to_dict(self) -> dict[str, object]:
+        """The OpenAI error body."""
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+class AuthenticationError(APIError):
+    """401: no API key, or one the server does not know."""
+
+    status = 401
+    type = "authentication_error"
+
+
+class NotFoundError(APIError):
+    """404: no such model, session (or one another key owns), user or item."""
+
+    status = 404
+    type = "not_found_error"
+
+
+class RateLimitError(APIError):
+    """429: the server's queue is full; retry after ``retry_after`` seconds."""
+
+    status = 429
+    type = "rate_limit_error"
+
+
+class RequestTimeoutError(APIError):
+    """504: the request ran past the server's per-request timeout."""
+
+    status = 504
+    type = "timeout_error"
+
+
+class ServiceUnavailableError(APIError):
+    """503: the server is loading its bundle or shutting down."""
+
+    status = 503
+    type = "server_error"
+
+
+class APIConnectionError(APIError):
+    """The server could not be reached, did not answer in time, or the connection broke before the
+    answer was complete (no HTTP status: ``status`` is 0; ``code`` is ``connection_error``,
+    ``timeout`` or ``incomplete_stream``)."""
+
+    status = 0
+    type = "connection_error"

@@ -62,3 +62,26 @@ def trained_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
         assert main(["train", "--db", db, "--out", str(root / "bundle"), "--layers", "2", "--max-steps", "4",
                      "--max-minutes", "2", "--batch-size", "4", "--no-probes", "--seed", "0"]) == 0
     return root / "bundle"
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server for the run (``NEO_TEST_POSTGRES_URL``, or a throwaway one; see tests/_postgres.py)."""
+    from tests._postgres import postgres_server
+
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_store(postgres_url: str):
+    """A :class:`PostgresSessionStore` on an empty schema (the ``neo_`` tables dropped first)."""
+    import psycopg
+
+    from neo_sdk.session import PostgresSessionStore
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS neo_turns, neo_session_events, neo_sessions, neo_meta")
+    store = PostgresSessionStore(postgres_url)
+    yield store
+    store.close()

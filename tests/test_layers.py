@@ -29,7 +29,7 @@ ORDER: list[tuple[str, ...]] = [
     ("bundle",),
     ("session", "evaluation"),  # the runtime; evaluation beside it
     ("training",),  # beside the runtime: its probes score with neo_sdk.evaluation
-    ("integrations",),
+    ("integrations", "server", "client"),  # beside each other: none imports another
     ("cli",),
     ("__main__", "__init__"),
 ]

@@ -46,7 +46,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from neo_sdk.cli import _ask, _bundle, _catalog, _eval, _model, _sids, _train
+    from neo_sdk.cli import _ask, _bundle, _catalog, _eval, _model, _serve, _sids, _train
 
     parser = Parser(prog="neo", description="neo-sdk: one language-steerable LLM over your catalog.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     _bundle.register(sub)
     _ask.register(sub)
     _eval.register(sub)
+    _serve.register(sub)
     return parser
 
 

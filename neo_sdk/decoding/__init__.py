@@ -5,6 +5,7 @@ Must not touch SQLite.
 
 from neo_sdk._names import OUTPUT_FORMATS as FORMATS
 from neo_sdk._names import OutputFormat
+from neo_sdk.decoding._batching import BatchedBeamSearch, FairLock
 from neo_sdk.decoding._beam import ScoredItem, beam_search_items
 from neo_sdk.decoding._constraint import (
     RowState,
@@ -25,7 +26,9 @@ from neo_sdk.decoding._trie import SIDTrie, TrieFilter
 
 __all__ = [
     "FORMATS",
+    "BatchedBeamSearch",
     "Decoder",
+    "FairLock",
     "ItemSegment",
     "OutputFormat",
     "RowState",

@@ -71,6 +71,7 @@ from neo_sdk.evaluation._search_queries import (
     query_score,
     unique_share,
 )
+from neo_sdk.retrieval import Claim, GroundednessChecker, Grounding
 
 if TYPE_CHECKING:
     from neo_sdk.evaluation._sasrec import SASRec, SASRecConfig
@@ -92,10 +93,13 @@ __all__ = [
     "SEARCH_FAMILIES",
     "BM25Retriever",
     "BundleRanker",
+    "Claim",
     "DenseRetriever",
     "EvalReport",
     "EvalResult",
     "Fact",
+    "GroundednessChecker",
+    "Grounding",
     "ItemIndex",
     "ItemKNN",
     "NextItemComparison",

@@ -1,10 +1,13 @@
 """Retrieval room: BM25 and dense retrieval over item texts, their fusion, and the facts a request
-states (category values, related items) read with the catalog's own vocabulary.
+states (category values, related items) read with the catalog's own vocabulary, and the
+groundedness of explanations and profiles (:class:`GroundednessChecker`: their claims checked
+against catalog facts).
 
 The runtime's search ranks the retrieved candidates with the model (constrained decoding over an
 allowlist), and ``neo_sdk.evaluation`` scores the retrievers as baselines.
 """
 
+from neo_sdk.retrieval._claims import Claim, GroundednessChecker, Grounding
 from neo_sdk.retrieval._hybrid import RRF_K, HybridRetriever, reciprocal_rank_fusion
 from neo_sdk.retrieval._index import ItemIndex, top_k
 from neo_sdk.retrieval._stated import FactReader, StatedFacts, content_words, normalize_title, words
@@ -13,8 +16,11 @@ from neo_sdk.retrieval._text import BM25Retriever, DenseRetriever
 __all__ = [
     "RRF_K",
     "BM25Retriever",
+    "Claim",
     "DenseRetriever",
     "FactReader",
+    "GroundednessChecker",
+    "Grounding",
     "HybridRetriever",
     "ItemIndex",
     "StatedFacts",

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from neo_sdk.tasks import CatalogFacts
@@ -89,6 +89,25 @@ class StatedFacts:
         return bool(self.categories or self.related)
 
 
+@dataclass(frozen=True)
+class Mention:
+    """One fact stated in a list of words: words ``start:stop`` (a relation phrase included).
+
+    Attributes:
+        kind: ``"category"`` or ``"related"``.
+        value: the category value, or the related item's id.
+        relation: the relation a related name was stated with (``None``: any relation).
+        name_start: where the related name itself begins (after its relation phrase).
+    """
+
+    start: int
+    stop: int
+    kind: str
+    value: str
+    relation: str | None = None
+    name_start: int | None = None
+
+
 class FactReader:
     """Reads :class:`StatedFacts` out of request text, with the vocabulary of one catalog."""
 
@@ -123,9 +142,27 @@ class FactReader:
     def read(self, text: str) -> StatedFacts:
         """The facts ``text`` states, and the words left."""
         tokens = words(text)
+        found = self.mentions(tokens)
         used = [False] * len(tokens)
-        related: list[tuple[int, tuple[str | None, str], str]] = []
-        categories: list[tuple[int, str, str]] = []
+        for mention in found:
+            for n in range(mention.start, mention.stop):
+                used[n] = True
+        free = " ".join(t for t, u in zip(tokens, used, strict=True) if not u)
+        return StatedFacts(
+            categories=tuple(dict.fromkeys(m.value for m in found if m.kind == "category")),
+            related=tuple(dict.fromkeys((m.relation, m.value) for m in found if m.kind == "related")),
+            free_text=free, phrases=tuple(" ".join(tokens[m.start : m.stop]) for m in found),
+        )
+
+    def mentions(self, tokens: Sequence[str]) -> list[Mention]:
+        """Every fact stated in ``tokens`` (lower-case words, as :func:`words` gives), in text order.
+
+        Related item names are read first (with the relation phrase before them), then category
+        values in the words left; a token that matches nothing (e.g. a placeholder) stops a match.
+        """
+        tokens = list(tokens)
+        used = [False] * len(tokens)
+        found: list[Mention] = []
         names: list[tuple[int, int, str]] = []
         taken = [False] * len(tokens)
         for start, length, item in self._names(tokens):
@@ -136,26 +173,20 @@ class FactReader:
         last_relation: str | None = None
         for start, length, item in sorted(names):
             relation, phrase_start = self._relation_before(tokens, start, used)
-            if phrase_start == start and related and _joined(tokens, used, start):
+            if phrase_start == start and found and _joined(tokens, used, start):
                 relation = last_relation  # "starring tom hanks and meg ryan"
             for n in range(phrase_start, start + length):
                 used[n] = True
             last_relation = relation
-            related.append((start, (relation, item), " ".join(tokens[phrase_start : start + length])))
+            found.append(Mention(phrase_start, start + length, "related", item, relation, start))
         for length in range(3, 0, -1):
             for start in range(len(tokens) - length + 1):
                 form = " ".join(tokens[start : start + length])
                 if form in self.categories and not any(used[start : start + length]):
                     for n in range(start, start + length):
                         used[n] = True
-                    categories.append((start, self.categories[form], form))
-        free = " ".join(t for t, u in zip(tokens, used, strict=True) if not u)
-        found = sorted([(s, p) for s, _, p in related] + [(s, p) for s, _, p in categories])
-        return StatedFacts(
-            categories=tuple(dict.fromkeys(value for _, value, _ in sorted(categories))),
-            related=tuple(dict.fromkeys(pair for _, pair, _ in sorted(related))),
-            free_text=free, phrases=tuple(p for _, p in found),
-        )
+                    found.append(Mention(start, start + length, "category", self.categories[form]))
+        return sorted(found, key=lambda m: (m.start, m.kind))
 
     def _names(self, tokens: list[str]) -> Iterable[tuple[int, int, str]]:
         """Full names (longest first), then last names right after a relation phrase."""

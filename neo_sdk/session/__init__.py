@@ -17,9 +17,10 @@ from neo_sdk.session._answer import (
     TextPart,
 )
 from neo_sdk.session._neo import Neo
+from neo_sdk.session._pg_store import PostgresSessionStore
 from neo_sdk.session._session import Session
 from neo_sdk.session._steering import DialogueState, SteeringVocabulary, resolve
-from neo_sdk.session._store import SessionStore
+from neo_sdk.session._store import SessionStore, open_session_store
 
 __all__ = [
     "TASKS",
@@ -28,6 +29,7 @@ __all__ = [
     "ItemPart",
     "ItemRef",
     "Neo",
+    "PostgresSessionStore",
     "Request",
     "Session",
     "SessionStore",
@@ -35,5 +37,6 @@ __all__ = [
     "StreamEvent",
     "TextPart",
     "normalize_title",
+    "open_session_store",
     "resolve",
 ]

@@ -115,6 +115,10 @@ class Answer(BaseModel):
         default=None, description="mixed answers: who wrote the explanation (the model, or a template"
         " filled with catalog facts when the model gave none)")
     timings: dict[str, float] = Field(default_factory=dict, description="milliseconds per phase")
+    usage: dict[str, int] = Field(
+        default_factory=dict, description="tokens the model read (prompt_tokens: the prompt) and decoded"
+        " (completion_tokens: SID spans and generated text; a catalog-facts explanation costs none)")
+    truncated: bool = Field(default=False, description="the text stopped at the token cap (max_new_tokens)")
 
     @property
     def answer_items(self) -> list[ItemRef]:
@@ -139,11 +143,15 @@ class Answer(BaseModel):
 
 @dataclass
 class Decoded:
-    """What decoding one request produced: the answer's segments, timings (ms), explanation source."""
+    """What decoding one request produced: the answer's segments, timings (ms), explanation
+    source, and the tokens the model read (prompt) and decoded (completion)."""
 
     segments: list[Segment]
     timings: dict[str, float]
     explained_by: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    truncated: bool = False  # generation stopped at its token cap, not at its end token
 
 
 class StreamEvent:

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from neo_sdk.decoding import (
+    BatchedBeamSearch,
+    FairLock,
     ItemSegment,
     TrieFilter,
-    beam_search_items,
     generate_constrained,
     parse_output,
 )
@@ -70,7 +71,10 @@ class Responder:
     def __init__(self, neo: Neo, *, retrieval: bool = True) -> None:
         self.neo = neo
         self.retrieval = retrieval
-        self.lock = threading.RLock()
+        self.lock = FairLock()  # the model: one batch or generation at a time, first come first served
+        self.beams = BatchedBeamSearch(neo.model, neo.trie, neo.tokens, pad_token_id=neo.encoder.end_id,
+                                       lock=self.lock)
+        self.stopped_generations = 0  # generations stopped before their end (their reader went away)
         positions = neo.trie.position_of()
         self.ids = [""] * neo.trie.num_items
         years = np.full(neo.trie.num_items, -1, dtype=np.int64)
@@ -121,33 +125,37 @@ class Responder:
         if request.task == "profile" and not history:
             text = TextPart(text=neo.prompts.word("misc", "no_history", _NO_HISTORY_PROFILE))
             yield StreamEvent(text=text.text)
-            return Decoded([text], {})
+            return Decoded([text], {}, prompt_tokens=0, completion_tokens=0)
         flt = self.item_filter(request, exclude) if request.task != "profile" else None
         timings = {"filter_ms": (time.perf_counter() - started) * 1000}
         if flt is not None and flt.num_allowed == 0:
             nothing = TextPart(text=self._nothing_left(request))
             yield StreamEvent(text=nothing.text)
-            return Decoded([nothing], timings)
+            return Decoded([nothing], timings, prompt_tokens=0, completion_tokens=0)
         started = time.perf_counter()
         ranked = flt is not None and ((request.task == "search" and self.retrieval)
                                       or (request.task in NO_HISTORY and not history))
+        usage = {"prompt": 0, "completion": 0, "truncated": 0}
         if ranked:
             assert flt is not None
-            segments = yield from self._run_ranked(request, history, user, flt, timings)
+            segments = yield from self._run_ranked(request, history, user, flt, timings, usage)
         else:
             prompt = neo.encoder.prompt_ids(neo.prompt_text(request, history, user))
+            usage["prompt"] = len(prompt)
             if request.format == "ids":
-                segments = yield from self._run_ids(prompt, request, flt)
+                segments = yield from self._run_ids(prompt, request, flt, usage)
             else:
-                segments = yield from self._run_generate(prompt, request, flt, max_new_tokens or neo.max_new_tokens)
+                segments = yield from self._run_generate(prompt, request, flt, max_new_tokens or neo.max_new_tokens,
+                                                         usage)
         timings["decode_ms"] = (time.perf_counter() - started) * 1000
         explained_by = None
         if request.format == "mixed":
             explained_by = yield from explain_from_facts(neo, request, history, segments)
-        return Decoded(segments, timings, explained_by)
+        return Decoded(segments, timings, explained_by, prompt_tokens=usage["prompt"],
+                       completion_tokens=usage["completion"], truncated=bool(usage["truncated"]))
 
     def _run_ranked(self, request: Request, history: Sequence[str], user: str | None, flt: TrieFilter,
-                    timings: dict[str, float]) -> Generator[StreamEvent, None, list[Segment]]:
+                    timings: dict[str, float], usage: dict[str, int]) -> Generator[StreamEvent, None, list[Segment]]:
         """Candidates, the model's scores over them, and the fused order (class docs)."""
         neo = self.neo
         started = time.perf_counter()
@@ -174,9 +182,8 @@ class Responder:
                                                         "query": request.query or request.text})
         prompt = neo.encoder.prompt_ids(neo.prompt_text(prompt_request, history, user))
         narrowed = TrieFilter.create(neo.trie, entity_types=[request.entity_type], allow=candidates)
-        with self.lock:
-            scored = beam_search_items(neo.model, [prompt], neo.trie, neo.tokens, k=beams, num_beams=beams,
-                                       filters=narrowed, pad_token_id=neo.encoder.end_id)[0]
+        scored = self.beams.search(prompt, k=beams, num_beams=beams, filter=narrowed)
+        usage["prompt"] = len(prompt)
         model_order = [s.item_id for s in scored]
         score_of = {s.item_id: s.score for s in scored}
         decoded = set(model_order)
@@ -188,6 +195,7 @@ class Responder:
         segments: list[Segment] = []
         for n, item in enumerate(order[:k], 1):
             ref = neo.item(item, score=score_of[item])
+            usage["completion"] += len(neo.encoder.span(item))
             if request.format == "ids":
                 number = f"{'' if n == 1 else chr(10)}{n}. "
                 segments.append(TextPart(text=number))
@@ -210,22 +218,24 @@ class Responder:
             years = f" from {request.year_min or '…'} to {request.year_max or '…'}"
         return f"No {self.neo.prompts.plural(request.entity_type)}{years} are left to suggest after the filters."
 
-    def _run_ids(self, prompt: list[int], request: Request, flt: Any) -> Generator[StreamEvent, None, list[Segment]]:
+    def _run_ids(self, prompt: list[int], request: Request, flt: Any,
+                 usage: dict[str, int]) -> Generator[StreamEvent, None, list[Segment]]:
         neo = self.neo
-        with self.lock:
-            ranked = beam_search_items(neo.model, [prompt], neo.trie, neo.tokens, k=request.k, filters=flt,
-                                       pad_token_id=neo.encoder.end_id)[0]
+        ranked = self.beams.search(prompt, k=request.k, filter=flt)
         segments: list[Segment] = []
         for n, scored in enumerate(ranked, 1):
             ref = neo.item(scored.item_id, score=scored.score)
+            usage["completion"] += len(neo.encoder.span(scored.item_id))
             number = f"{'' if n == 1 else chr(10)}{n}. "
             segments += [TextPart(text=number), ItemPart(item=ref)]
             yield StreamEvent(text=number)
             yield StreamEvent(text=ref.label(), item=ref)
         return segments
 
-    def _run_generate(self, prompt: list[int], request: Request, flt: Any,
-                      max_new_tokens: int) -> Generator[StreamEvent, None, list[Segment]]:
+    def _run_generate(self, prompt: list[int], request: Request, flt: Any, max_new_tokens: int,
+                      usage: dict[str, int]) -> Generator[StreamEvent, None, list[Segment]]:
+        """Constrained generation on a worker thread, its tokens streamed as events. Closing this
+        generator early (a client gone, a timeout) stops the generation at its next token."""
         neo = self.neo
         fmt = request.format
         # mixed answers start with the item asked for: the span opener is forced, the filter binds
@@ -244,6 +254,8 @@ class Responder:
                         filtered_items=1 if fmt == "mixed" else None, max_new_tokens=max_new_tokens,
                         streamer=streamer, with_scores=True, prompt_length=len(prompt),
                     )
+            except _Cancelled:
+                self.stopped_generations += 1
             except BaseException as exc:
                 result["error"] = exc
             finally:
@@ -251,19 +263,31 @@ class Responder:
 
         thread = threading.Thread(target=work, name="neo-generate", daemon=True)
         thread.start()
-        while True:
-            event = events.get()
-            if event is _DONE:
-                break
-            yield event
+        finished = False
+        try:
+            while True:
+                event = events.get()
+                if event is _DONE:
+                    break
+                yield event
+            finished = True
+        finally:
+            if not finished:  # closed early: the streamer ends the generation at its next token
+                streamer.cancelled = True
         thread.join()
         if "error" in result:
             raise result["error"]
         generated, log_probs = result["out"]
+        usage["completion"] = len(generated)
+        usage["truncated"] = int(len(generated) - len(prefix) >= max_new_tokens)
         return streamer.segments(generated, log_probs)
 
 
 _DONE = object()
+
+
+class _Cancelled(Exception):
+    """Raised inside ``generate`` by the streamer of a request nobody waits for any more."""
 
 
 class _SpanStreamer:
@@ -276,10 +300,13 @@ class _SpanStreamer:
         self._emitted = ""
         self._span: list[int] | None = None
         self._items = 0
+        self.cancelled = False
         for token in prefix:
             self._token(token)
 
     def put(self, value: Any) -> None:
+        if self.cancelled:
+            raise _Cancelled
         if self._skip_prompt:  # generate() first sends the prompt
             self._skip_prompt = False
             return

@@ -17,12 +17,12 @@ from neo_sdk.bundle import BundleContents, load_bundle, read_manifest
 from neo_sdk.catalog import Catalog
 from neo_sdk.decoding import build_decoder
 from neo_sdk.encoding import ExampleEncoder
-from neo_sdk.errors import BundleError, ConfigError, UnknownItemError
+from neo_sdk.errors import BundleError, ConfigError, SessionError, UnknownItemError
 from neo_sdk.prompts import PromptSet, load_prompts
 from neo_sdk.session._answer import Answer, Decoded, ItemRef, Request, StreamEvent
 from neo_sdk.session._decode import Responder
 from neo_sdk.session._session import Session
-from neo_sdk.session._store import SessionStore
+from neo_sdk.session._store import SessionStoreLike, open_session_store
 from neo_sdk.session._vocabulary import steering_vocabulary
 from neo_sdk.tasks import MAX_HISTORY, CatalogFacts, format_history, item_marker
 
@@ -39,7 +39,7 @@ class Neo:
         >>> print(neo.session(user="196").ask("movies like this, explain why"))  # doctest: +SKIP
     """
 
-    def __init__(self, contents: BundleContents, catalog: Catalog, prompts: PromptSet, store: SessionStore, *,
+    def __init__(self, contents: BundleContents, catalog: Catalog, prompts: PromptSet, store: SessionStoreLike, *,
                  max_new_tokens: int = 64, phrasing_index: int = 0, retrieval: bool = True) -> None:
         self.bundle = contents
         self.manifest: dict[str, Any] = contents.manifest
@@ -70,7 +70,7 @@ class Neo:
         *,
         catalog: str | Path | Catalog | None = None,
         prompts: str | Path | None = None,
-        sessions: str | Path | SessionStore | None = None,
+        sessions: str | Path | SessionStoreLike | None = None,
         max_new_tokens: int = 64,
         threads: int | None = None,
         retrieval: bool = True,
@@ -83,8 +83,8 @@ class Neo:
                 bundle. Its SID table must be the one the bundle was trained on, or extend it
                 (every trained item keeps its SID; items added with ``neo sids assign`` are new).
             prompts: a prompt folder to use instead of the bundle's own copy (same task names).
-            sessions: session database (path, ``":memory:"`` or a :class:`SessionStore`);
-                default ``$NEO_HOME/sessions.db``.
+            sessions: session store: a SQLite path, ``":memory:"``, a ``postgresql://`` URL (a store
+                shared by several servers) or a store object; default ``$NEO_HOME/sessions.db``.
             max_new_tokens: cap on generated tokens for text and mixed answers.
             threads: torch CPU threads (default: torch's choice).
             retrieval: searches rank retrieved candidates within the facts the request states
@@ -111,10 +111,7 @@ class Neo:
             opened = Catalog(path)
         contents = load_bundle(bundle, catalog=opened)
         prompt_set = load_prompts(prompts) if prompts is not None else load_prompts(contents.prompts_dir, defaults=False)
-        if isinstance(sessions, SessionStore):
-            store = sessions
-        else:
-            store = SessionStore(sessions if sessions is not None else neo_home() / "sessions.db")
+        store = open_session_store(sessions if sessions is not None else neo_home() / "sessions.db")
         return cls(contents, opened, prompt_set, store, max_new_tokens=max_new_tokens, retrieval=retrieval)
 
     @property
@@ -148,6 +145,7 @@ class Neo:
         exclude_consumed: bool = True,
         exclude_recommended: bool = True,
         persist: bool = True,
+        owner: str | None = None,
     ) -> Session:
         """Start a session (or resume ``session_id`` when it exists).
 
@@ -160,15 +158,23 @@ class Neo:
             exclude_recommended: no item is recommended twice in one session.
             persist: write turns to the session store (``False``: in memory only, e.g. when a
                 chat framework keeps the dialogue itself).
+            owner: who may resume the session (e.g. the name of a server's API key): a stored
+                session made by another owner is treated as absent (:meth:`resume`).
+
+        Raises:
+            SessionError: ``session_id`` is stored under another owner (the message is the one an
+                unknown id gets, so ids do not leak).
         """
         if session_id is not None and persist and self.store.exists(session_id):
-            return self.resume(session_id)
+            return self.resume(session_id, owner=owner)
         if user is not None and not self.catalog.has_user(user):
             raise UnknownItemError(f"no user {user!r} in catalog {self.catalog.path}")
         explicit = [str(i) for i in history or ()]
         for item in explicit:
             self.item(item)
-        options = {"exclude_consumed": exclude_consumed, "exclude_recommended": exclude_recommended}
+        options: dict[str, Any] = {"exclude_consumed": exclude_consumed, "exclude_recommended": exclude_recommended}
+        if owner is not None:
+            options["owner"] = owner
         if persist:
             sid = self.store.create(user=user, bundle=self.bundle_id, options=options, history=explicit,
                                     session_id=session_id)
@@ -176,9 +182,15 @@ class Neo:
             sid = session_id or f"memory-{uuid.uuid4().hex[:12]}"
         return Session(self, sid, user, self._stored_history(user) + explicit, options, persist=persist)
 
-    def resume(self, session_id: str) -> Session:
-        """A stored session, as it was after its last committed turn."""
+    def resume(self, session_id: str, *, owner: str | None = None) -> Session:
+        """A stored session, as it was after its last committed turn.
+
+        Raises:
+            SessionError: no such session, or one made by another ``owner`` (same message).
+        """
         record = self.store.load(session_id)
+        if record.options.get("owner") != owner:
+            raise SessionError(f"no session {session_id!r} in {self.store.path}")
         history = self._stored_history(record.user)
         history += [item for item, _ in record.events]
         answers = [Answer.model_validate_json(a) for a in record.turns]

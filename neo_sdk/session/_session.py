@@ -57,6 +57,7 @@ class Session:
         self.history: list[str] = list(history)
         self.exclude_consumed = bool(options.get("exclude_consumed", True))
         self.exclude_recommended = bool(options.get("exclude_recommended", True))
+        self.owner: str | None = options.get("owner")
         self.answers: list[Answer] = list(answers)
         self.recorded: list[tuple[str, str]] = list(recorded)
         self.focus = focus or (self.history[-1] if self.history else None)
@@ -112,6 +113,8 @@ class Session:
             text=answer_text, segments=segments, items=items, task=request.task,
             entity_type=request.entity_type, format=request.format, request=request, session_id=self.id,
             turn=-1, explained_by=decoded.explained_by, timings={k: round(v, 2) for k, v in timings.items()},
+            usage={"prompt_tokens": decoded.prompt_tokens, "completion_tokens": decoded.completion_tokens},
+            truncated=decoded.truncated,
         )
         focus = focus_after(answer, self.focus)
         numbered: dict[int, Answer] = {}
@@ -150,6 +153,14 @@ class Session:
         if request.task == "like_this" and request.focus:
             out.append(request.focus)
         return list(dict.fromkeys(out))
+
+    def remember(self, answer: Answer) -> None:
+        """Take an answer given earlier elsewhere (e.g. carried by a chat message) into this
+        session's memory as its next turn: follow-ups ("the second one") and exclusions see it.
+        Nothing is stored."""
+        answer = answer.model_copy(update={"turn": len(self.answers)})
+        self.answers.append(answer)
+        self.focus = focus_after(answer, self.focus)
 
     # ---------------------------------------------------------------------------- history
     def record(self, item_id: str, event: str = "consume") -> None:

@@ -8,6 +8,7 @@ processes) can write to one file at once.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from neo_sdk import _sqlite
 from neo_sdk.errors import SessionError
@@ -160,3 +161,45 @@ class SessionStore:
         with self._lock:
             rows = self._conn.execute(sql + " ORDER BY s.updated DESC", args).fetchall()
         return [{"id": r[0], "user": r[1], "created": r[2], "updated": r[3], "turns": r[4]} for r in rows]
+
+
+@runtime_checkable
+class SessionStoreLike(Protocol):
+    """What both session stores offer: :class:`SessionStore` (SQLite) and ``PostgresSessionStore``."""
+
+    path: str
+
+    def close(self) -> None: ...
+
+    def create(self, *, user: str | None, bundle: str, options: dict[str, Any], history: list[str],
+               session_id: str | None = None) -> str: ...
+
+    def add_event(self, session_id: str, item_id: str, event: str) -> None: ...
+
+    def add_turn(self, session_id: str, render: Callable[[int], tuple[str, str]], focus: str | None) -> int: ...
+
+    def next_turn(self, session_id: str) -> int: ...
+
+    def delete(self, session_id: str) -> None: ...
+
+    def exists(self, session_id: str) -> bool: ...
+
+    def load(self, session_id: str) -> SessionRecord: ...
+
+    def list(self, user: str | None = None) -> list[dict[str, Any]]: ...
+
+
+def open_session_store(spec: str | os.PathLike[str] | SessionStoreLike) -> SessionStoreLike:
+    """A session store: ``spec`` itself if it is one, PostgreSQL for a ``postgresql://`` (or ``postgres://``)
+    URL, else the SQLite file at that path (``":memory:"``: this process only).
+    """
+    if isinstance(spec, str) and spec.startswith(("postgresql://", "postgres://")):
+        from neo_sdk.session._pg_store import PostgresSessionStore
+
+        return PostgresSessionStore(spec)
+    if isinstance(spec, (str, os.PathLike)):
+        return SessionStore(spec)
+    if isinstance(spec, SessionStoreLike):
+        return spec
+    raise SessionError(f"sessions must be a path, ':memory:', a postgresql:// URL or a session store, "
+                       f"not {type(spec).__name__}")
