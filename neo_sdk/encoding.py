@@ -115,9 +115,13 @@ class ExampleEncoder:
         head, tail = self.frame_ids()
         return head + self._render(prompt, compact=self.compact_prompt) + tail
 
+    def completion_ids(self, text: str) -> list[int]:
+        """Token ids of answer text, as a completion encodes it (markers become whole SID spans)."""
+        return self._render(text, compact=False)
+
     def encode(self, example: Example) -> Encoded:
         prompt = self.prompt_ids(example.prompt)
-        completion = self._render(example.completion, compact=False) + [self.end_id]
+        completion, completion_labels = self._completion(example)
         ids = prompt + completion
         if len(ids) > self.max_length:
             raise ConfigError(
@@ -128,4 +132,18 @@ class ExampleEncoder:
             prompt_labels = [t if t in self._codes else IGNORE for t in prompt]
         else:
             prompt_labels = [IGNORE] * len(prompt)
-        return Encoded(ids, prompt_labels + completion, example.task, len(prompt))
+        return Encoded(ids, prompt_labels + completion_labels, example.task, len(prompt))
+
+    def _completion(self, example: Example) -> tuple[list[int], list[int]]:
+        """The completion's ids and labels. A grounds line (``meta["grounds"]``: facts the runtime
+        writes into the answer itself, :mod:`neo_sdk.tasks._grounds`) is context, not a target:
+        its tokens are ``-100``, encoded exactly as the runtime writes them (with what precedes)."""
+        grounds = example.meta.get("grounds")
+        head, found, tail = example.completion.partition(str(grounds)) if grounds else ("", "", "")
+        if not found:
+            ids = self.completion_ids(example.completion) + [self.end_id]
+            return ids, list(ids)
+        context = self.completion_ids(head + found)
+        scored = len(self.completion_ids(head.rstrip())) if head.strip() else 0  # the item before the grounds
+        rest = self.completion_ids(tail) + [self.end_id]
+        return context + rest, context[:scored] + [IGNORE] * (len(context) - scored) + rest

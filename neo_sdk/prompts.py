@@ -90,6 +90,7 @@ TEACHER_PLACEHOLDERS: dict[str, frozenset[str]] = {
     "explain_person": frozenset({"items", "relation", "name", "role"}),
     "explain_genre": frozenset({"items", "genres", "type"}),
     "explain_decade": frozenset({"items", "decade"}),
+    "explain_own_person": frozenset({"relation", "name", "role"}),
     "explain_fallback": frozenset({"genres", "year", "type"}),
     "explain_popular": frozenset({"type"}),
     "profile_genres": frozenset({"genres", "types"}),
@@ -107,7 +108,7 @@ TEACHER_PLACEHOLDERS: dict[str, frozenset[str]] = {
     "llm_similar": frozenset({"item", "similar", "facts"}),
 }
 
-WORD_GROUPS = frozenset({"plurals", "relations", "roles", "synonyms", "misc"})
+WORD_GROUPS = frozenset({"plurals", "relations", "roles", "synonyms", "grounds", "misc"})
 _FAMILY_NAME = r"^[a-z][a-z0-9_]*$"
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,30 +25,47 @@ from neo_sdk.errors import DecodingError
 
 class FairLock:
     """A lock granted in the order it was asked for (``threading.Lock`` promises no order), so a
-    generation waiting for the model is never overtaken by later ones."""
+    generation waiting for the model is never overtaken by later ones. ``priority()`` waiters
+    (batched beam searches: a fraction of a second each) go before the plain ones still waiting, so
+    an id list never waits behind more than the generation that holds the model."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._next_ticket = 0
-        self._serving = 0
+        self._held = False
+        self._queue: deque[tuple[bool, object]] = deque()  # (priority, ticket), in arrival order
 
-    def acquire(self) -> None:
+    def acquire(self, *, priority: bool = False) -> None:
+        ticket = object()
         with self._cond:
-            ticket = self._next_ticket
-            self._next_ticket += 1
-            while ticket != self._serving:
+            self._queue.append((priority, ticket))
+            while self._held or self._next() is not ticket:
                 self._cond.wait()
+            self._queue.remove((priority, ticket))
+            self._held = True
+
+    def _next(self) -> object | None:
+        first = next((t for p, t in self._queue if p), None)
+        return first if first is not None else (self._queue[0][1] if self._queue else None)
 
     def release(self) -> None:
         with self._cond:
-            self._serving += 1
+            self._held = False
             self._cond.notify_all()
+
+    @contextmanager
+    def priority(self) -> Iterator[None]:
+        """Hold the lock, ahead of the plain waiters."""
+        self.acquire(priority=True)
+        try:
+            yield
+        finally:
+            self.release()
 
     @property
     def waiting(self) -> int:
-        """Holders and waiters right now."""
+        """Holder and waiters right now."""
         with self._cond:
-            return self._next_ticket - self._serving
+            return len(self._queue) + int(self._held)
 
     def __enter__(self) -> FairLock:
         self.acquire()
@@ -135,7 +153,7 @@ class BatchedBeamSearch:
 
     def _answer(self, batch: list[_Pending]) -> None:
         try:
-            with self.lock:
+            with self.lock.priority():
                 results: Any = beam_search_items(
                     self.model, [p.prompt for p in batch], self.trie, self.tokens, k=batch[0].k,
                     num_beams=batch[0].num_beams, filters=[p.filter for p in batch], pad_token_id=self.pad_token_id,

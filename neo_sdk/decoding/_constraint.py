@@ -155,6 +155,14 @@ class SIDConstraint:
         live = (self._everything if unfiltered else self.filter).alive(self.trie, targets, are_items, excluded)
         return child_tokens[live]
 
+    def items_left(self, state: RowState) -> bool:
+        """Whether a span opened now could still name an allowed item (a small allowlist can be
+        used up by the distinct items already named: then no span may open)."""
+        unfiltered = self.filtered_items is not None and len(state.items) >= self.filtered_items
+        flt = self._everything if unfiltered else self.filter
+        used = sum(1 for pos in set(state.items) if flt.allowed[pos]) if self.distinct else 0
+        return flt.num_allowed > used
+
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         generated = input_ids[:, self.prompt_length :].cpu()
         masked = scores.clone()
@@ -176,7 +184,7 @@ class SIDConstraint:
                 text_rows.append(row)
                 if self.format == "text" or (
                     self.max_items is not None and len(state.items) >= self.max_items
-                ):
+                ) or not self.items_left(state):
                     no_opener.append(row)
                 continue
             # Restricted row: rebuild it from -inf with only the allowed tokens' scores.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
     from neo_sdk.session import Neo
 
 log = logging.getLogger("neo_sdk.server")
+_PATH = re.compile(r" (?:in|of) (?:catalog |the catalog )?(?:(?:/|[A-Za-z]:\\)\S*|:memory:)")
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 422, 429, 503, 504)
 }
@@ -288,7 +290,7 @@ async def _chunks(first: Any, events: AsyncIterator[Any], cid: str, created: int
         yield chunk({"role": "assistant", "content": ""})
         event = first
         while True:
-            if isinstance(event, Piece):
+            if isinstance(event, Piece) and (event.text or event.item is not None):
                 delta: dict[str, Any] = {"content": event.text}
                 if event.item is not None:
                     delta["neo_items"] = [event.item.model_dump(mode="json")]
@@ -318,12 +320,13 @@ def _translate(exc: NeoError) -> APIError:
     """The HTTP error of an SDK error raised while answering."""
     if isinstance(exc, APIError):
         return exc
+    message = _PATH.sub("", str(exc))  # the server's files are nobody's business
     if isinstance(exc, UnknownItemError):
-        return NotFoundError(str(exc), code="not_found")
+        return NotFoundError(message, code="not_found")
     if isinstance(exc, SessionError):
-        return NotFoundError(str(exc), param="session_id", code="session_not_found")
+        return NotFoundError(message, param="session_id", code="session_not_found")
     if isinstance(exc, ConfigError):
-        return APIError(str(exc), code="invalid_request")
+        return APIError(message, code="invalid_request")
     return APIError(f"{type(exc).__name__}: {exc}", status=500, type="server_error")
 
 

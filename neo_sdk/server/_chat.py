@@ -141,8 +141,8 @@ def reply(neo: Neo, session: Session, text: str, steering: dict[str, Any], *, st
     """
     request = session.resolve(text, **steering)
     budget = max_tokens if request.format == "ids" else None
-    if max_tokens is not None and budget is None:  # mixed answers start with a forced span opener
-        session.max_new_tokens = max(1, max_tokens - (1 if request.format == "mixed" else 0))
+    if max_tokens is not None and budget is None:  # a mixed answer's item span counts too
+        session.max_new_tokens = max(1, max_tokens - (neo.responder.longest_span if request.format == "mixed" else 0))
     cutter = StopCutter(stops)
     held, fed, spent, over_budget = "", 0, 0, False
     answer: Answer | None = None
@@ -166,7 +166,7 @@ def reply(neo: Neo, session: Session, text: str, steering: dict[str, Any], *, st
             parts = cutter.feed(held) + cutter.feed(event.text, event.item)
             fed += len(held) + len(event.text)
             held = ""
-        for part_text, item in parts:
+        for part_text, item in parts:  # empty while a held explanation is written: a run checks for cancel
             yield Piece(part_text, item)
     if budget is not None and not over_budget and held:
         parts = cutter.feed(held)

@@ -44,6 +44,10 @@ class Admission:
         with self._lock:
             self.in_flight -= 1
 
+    def count_cancelled(self) -> None:
+        with self._lock:
+            self.cancelled += 1
+
 
 class Run:
     """One admitted request's work: ``produce()`` runs on ``executor``, its events come out of
@@ -67,7 +71,7 @@ class Run:
             try:
                 for event in events:
                     if self._cancelled.is_set():
-                        self._admission.cancelled += 1
+                        self._admission.count_cancelled()
                         return
                     self._put(event)
             finally:

@@ -1,12 +1,19 @@
 """The runtime: ``Neo`` (a loaded bundle), ``Session`` (a conversation), ``Answer``, steering.
 
+The answer types and session stores import light; ``Neo``, ``Session`` and the steering resolver
+(torch, retrievers behind them) load on first use, so ``neo_sdk.client`` stays quick to import.
+
 Example:
     >>> from neo_sdk import Neo                                  # doctest: +SKIP
     >>> session = Neo.load("demo/bundle").session(user="196")    # doctest: +SKIP
     >>> print(session.ask("movies like this, explain why"))      # doctest: +SKIP
 """
 
-from neo_sdk.retrieval import normalize_title
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from neo_sdk.session._answer import (
     TASKS,
     Answer,
@@ -16,11 +23,27 @@ from neo_sdk.session._answer import (
     StreamEvent,
     TextPart,
 )
-from neo_sdk.session._neo import Neo
-from neo_sdk.session._pg_store import PostgresSessionStore
-from neo_sdk.session._session import Session
-from neo_sdk.session._steering import DialogueState, SteeringVocabulary, resolve
-from neo_sdk.session._store import SessionStore, open_session_store
+from neo_sdk.session._store import SessionStore, SessionStoreLike, open_session_store
+
+_LAZY = {
+    "Neo": "neo_sdk.session._neo",
+    "Session": "neo_sdk.session._session",
+    "PostgresSessionStore": "neo_sdk.session._pg_store",
+    "DialogueState": "neo_sdk.session._steering",
+    "SteeringVocabulary": "neo_sdk.session._steering",
+    "resolve": "neo_sdk.session._steering",
+    "normalize_title": "neo_sdk.retrieval",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'neo_sdk.session' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "TASKS",
@@ -33,6 +56,7 @@ __all__ = [
     "Request",
     "Session",
     "SessionStore",
+    "SessionStoreLike",
     "SteeringVocabulary",
     "StreamEvent",
     "TextPart",

@@ -112,13 +112,16 @@ class Answer(BaseModel):
     session_id: str
     turn: int
     explained_by: Literal["model", "catalog facts"] | None = Field(
-        default=None, description="mixed answers: who wrote the explanation (the model, or a template"
-        " filled with catalog facts when the model gave none)")
+        default=None, description="mixed answers and profiles: who wrote the text shown (the model, or a template"
+        " filled with catalog facts when the model gave none or stated something false)")
     timings: dict[str, float] = Field(default_factory=dict, description="milliseconds per phase")
     usage: dict[str, int] = Field(
         default_factory=dict, description="tokens the model read (prompt_tokens: the prompt) and decoded"
         " (completion_tokens: SID spans and generated text; a catalog-facts explanation costs none)")
     truncated: bool = Field(default=False, description="the text stopped at the token cap (max_new_tokens)")
+    explanation_check: dict[str, Any] | None = Field(
+        default=None, description="explanations and profiles the model wrote: claims found, true, the reasons of"
+        " false ones, which text was shown (model or catalog facts) and, when replaced, the model's text")
 
     @property
     def answer_items(self) -> list[ItemRef]:
@@ -152,6 +155,7 @@ class Decoded:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     truncated: bool = False  # generation stopped at its token cap, not at its end token
+    check: dict[str, Any] | None = None  # what the claim checker found in the model's explanation or profile
 
 
 class StreamEvent:

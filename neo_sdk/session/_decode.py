@@ -20,7 +20,7 @@ from neo_sdk.decoding import (
     parse_output,
 )
 from neo_sdk.errors import DecodingError
-from neo_sdk.retrieval import HybridRetriever, reciprocal_rank_fusion
+from neo_sdk.retrieval import GroundednessChecker, HybridRetriever, reciprocal_rank_fusion
 from neo_sdk.session._answer import (
     Decoded,
     ItemPart,
@@ -30,6 +30,8 @@ from neo_sdk.session._answer import (
     TextPart,
 )
 from neo_sdk.session._fallback import explain_from_facts
+from neo_sdk.session._grounded import explain_grounded, profile_grounded
+from neo_sdk.tasks import GROUNDS_VERSION
 
 if TYPE_CHECKING:
     from neo_sdk.session._neo import Neo
@@ -75,6 +77,9 @@ class Responder:
         self.beams = BatchedBeamSearch(neo.model, neo.trie, neo.tokens, pad_token_id=neo.encoder.end_id,
                                        lock=self.lock)
         self.stopped_generations = 0  # generations stopped before their end (their reader went away)
+        # a bundle trained with grounds lines: explanations and profiles are written from them
+        self.grounded = neo.manifest.get("training", {}).get("grounds") == GROUNDS_VERSION
+        self._checker: GroundednessChecker | None = None
         positions = neo.trie.position_of()
         self.ids = [""] * neo.trie.num_items
         years = np.full(neo.trie.num_items, -1, dtype=np.int64)
@@ -87,6 +92,8 @@ class Responder:
         self.popularity = popularity
         self.dated_types = {neo.trie.types[t] for t in np.unique(neo.trie.item_types[years >= 0])}
         self._retrievers: dict[str, HybridRetriever] = {}
+        first_of_type = np.unique(neo.trie.item_types, return_index=True)[1]
+        self.longest_span = max((len(neo.encoder.span(self.ids[p])) for p in first_of_type), default=2)
 
     def item_filter(self, request: Request, exclude: Sequence[str]) -> TrieFilter:
         """Trie filter of a request: its entity type, years, stated facts and excluded items (a
@@ -136,23 +143,29 @@ class Responder:
         ranked = flt is not None and ((request.task == "search" and self.retrieval)
                                       or (request.task in NO_HISTORY and not history))
         usage = {"prompt": 0, "completion": 0, "truncated": 0}
+        explained_by: str | None = None
+        check: dict[str, Any] | None = None
         if ranked:
             assert flt is not None
             segments = yield from self._run_ranked(request, history, user, flt, timings, usage)
         else:
             prompt = neo.encoder.prompt_ids(neo.prompt_text(request, history, user))
             usage["prompt"] = len(prompt)
+            cap = max_new_tokens or neo.max_new_tokens
             if request.format == "ids":
                 segments = yield from self._run_ids(prompt, request, flt, usage)
+            elif self.grounded and request.task == "profile":
+                segments, explained_by, check = yield from profile_grounded(self, prompt, history, cap, usage)
+            elif self.grounded and request.format == "mixed":
+                segments, explained_by, check = yield from explain_grounded(self, prompt, request, flt, history,
+                                                                            cap, usage)
             else:
-                segments = yield from self._run_generate(prompt, request, flt, max_new_tokens or neo.max_new_tokens,
-                                                         usage)
+                segments = yield from self._run_generate(prompt, request, flt, cap, usage)
         timings["decode_ms"] = (time.perf_counter() - started) * 1000
-        explained_by = None
-        if request.format == "mixed":
+        if request.format == "mixed" and explained_by is None:
             explained_by = yield from explain_from_facts(neo, request, history, segments)
         return Decoded(segments, timings, explained_by, prompt_tokens=usage["prompt"],
-                       completion_tokens=usage["completion"], truncated=bool(usage["truncated"]))
+                       completion_tokens=usage["completion"], truncated=bool(usage["truncated"]), check=check)
 
     def _run_ranked(self, request: Request, history: Sequence[str], user: str | None, flt: TrieFilter,
                     timings: dict[str, float], usage: dict[str, int]) -> Generator[StreamEvent, None, list[Segment]]:
@@ -204,6 +217,13 @@ class Responder:
             yield StreamEvent(text=ref.label(), item=ref)
         return segments
 
+    @property
+    def checker(self) -> GroundednessChecker:
+        """The claim checker over the served catalog's facts (built on first use)."""
+        if self._checker is None:
+            self._checker = GroundednessChecker(self.neo.facts)
+        return self._checker
+
     def retriever(self, entity_type: str) -> HybridRetriever:
         """The hybrid retriever over one type's item texts (built on first use)."""
         found = self._retrievers.get(entity_type)
@@ -234,24 +254,39 @@ class Responder:
 
     def _run_generate(self, prompt: list[int], request: Request, flt: Any, max_new_tokens: int,
                       usage: dict[str, int]) -> Generator[StreamEvent, None, list[Segment]]:
-        """Constrained generation on a worker thread, its tokens streamed as events. Closing this
-        generator early (a client gone, a timeout) stops the generation at its next token."""
-        neo = self.neo
-        fmt = request.format
+        """Constrained generation of a text or mixed answer, streamed as the model writes it."""
         # mixed answers start with the item asked for: the span opener is forced, the filter binds
         # that first item only (an explanation may cite any item, e.g. from the history).
-        prefix = [neo.tokens.opener] if fmt == "mixed" else []
+        prefix = [self.neo.tokens.opener] if request.format == "mixed" else []
+        generated, log_probs, streamer = yield from self.generate(
+            prompt, request.format, flt, max_new_tokens, usage, forced=prefix, shown=prefix)
+        return streamer.segments(generated, log_probs)
+
+    def generate(self, prompt: list[int], fmt: str, flt: Any, max_new_tokens: int, usage: dict[str, int], *,
+                 forced: list[int], shown: list[int], hold: bool = False, bind_all: bool = False,
+                 ) -> Generator[StreamEvent, None, tuple[list[int], list[float], _SpanStreamer]]:
+        """Constrained generation on a worker thread after ``prompt + forced`` (``forced``: the
+        start of the answer, written by the runtime), its tokens streamed as events (``shown``:
+        the part of ``forced`` the streamer reads first). ``hold``: every event is sent as an empty
+        one, for a caller that shows the text only once it is checked. ``flt`` binds the first item
+        of a mixed answer only, or every item with ``bind_all``. Closing this generator early
+        (a client gone, a timeout) stops the generation at its next token.
+
+        Returns the answer's tokens (``forced`` and the generated ones) with their log-probabilities
+        (0 for forced ones), and the streamer (for :meth:`_SpanStreamer.segments`).
+        """
+        neo = self.neo
         events: queue.Queue[Any] = queue.Queue()
-        streamer = _SpanStreamer(neo, events, prefix)
+        streamer = _SpanStreamer(neo, events, shown)
         result: dict[str, Any] = {}
 
         def work() -> None:
             try:
                 with self.lock:
                     result["out"] = generate_constrained(
-                        neo.model, prompt + prefix, neo.trie, neo.tokens, eos_token_id=neo.encoder.end_id,
+                        neo.model, prompt + forced, neo.trie, neo.tokens, eos_token_id=neo.encoder.end_id,
                         pad_token_id=neo.encoder.end_id, format=fmt, filter=flt,
-                        filtered_items=1 if fmt == "mixed" else None, max_new_tokens=max_new_tokens,
+                        filtered_items=1 if fmt == "mixed" and not bind_all else None, max_new_tokens=max_new_tokens,
                         streamer=streamer, with_scores=True, prompt_length=len(prompt),
                     )
             except _Cancelled:
@@ -269,7 +304,7 @@ class Responder:
                 event = events.get()
                 if event is _DONE:
                     break
-                yield event
+                yield StreamEvent() if hold else event
             finished = True
         finally:
             if not finished:  # closed early: the streamer ends the generation at its next token
@@ -278,9 +313,9 @@ class Responder:
         if "error" in result:
             raise result["error"]
         generated, log_probs = result["out"]
-        usage["completion"] = len(generated)
-        usage["truncated"] = int(len(generated) - len(prefix) >= max_new_tokens)
-        return streamer.segments(generated, log_probs)
+        usage["completion"] += len(generated) - len(forced) + len(shown)
+        usage["truncated"] = int(len(generated) - len(forced) >= max_new_tokens)
+        return generated, log_probs, streamer
 
 
 _DONE = object()
@@ -349,8 +384,13 @@ class _SpanStreamer:
         if final:
             self._text, self._emitted = [], ""
 
-    def segments(self, generated: list[int], log_probs: list[float]) -> list[Segment]:
-        """The whole answer as segments, each item scored by its span's log-probability."""
+    def segments(self, generated: list[int], log_probs: list[float], *, answered: bool = False) -> list[Segment]:
+        """The whole answer as segments, each item scored by its span's log-probability; the first
+        item answers the request, later ones are cited (all of them when ``answered``)."""
+        tokens = self.neo.tokens
+        opened = [n for n, t in enumerate(generated) if t == tokens.opener]
+        if opened and tokens.closer not in generated[opened[-1]:]:  # cut at the token cap inside a span: drop it
+            generated, log_probs = generated[: opened[-1]], log_probs[: opened[-1]]
         parsed = parse_output(generated, self.neo.trie, self.neo.tokens, self.neo.tokenizer)
         spans: list[float] = []
         total, inside = 0.0, False
@@ -363,7 +403,8 @@ class _SpanStreamer:
             elif inside:
                 total += lp
         out: list[Segment] = []
-        n_items = 0
+        n_items = 1 if answered else 0
+        spans = [0.0] * n_items + spans
         for seg in parsed:
             if isinstance(seg, ItemSegment):
                 score = spans[n_items] if n_items < len(spans) else None

@@ -114,7 +114,7 @@ class Session:
             entity_type=request.entity_type, format=request.format, request=request, session_id=self.id,
             turn=-1, explained_by=decoded.explained_by, timings={k: round(v, 2) for k, v in timings.items()},
             usage={"prompt_tokens": decoded.prompt_tokens, "completion_tokens": decoded.completion_tokens},
-            truncated=decoded.truncated,
+            truncated=decoded.truncated, explanation_check=decoded.check,
         )
         focus = focus_after(answer, self.focus)
         numbered: dict[int, Answer] = {}

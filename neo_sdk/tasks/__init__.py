@@ -18,6 +18,13 @@ from neo_sdk.tasks._alignment import (
 )
 from neo_sdk.tasks._example import ITEM_MARKER, Example, item_marker, mentioned_items
 from neo_sdk.tasks._facts import CatalogFacts, format_history
+from neo_sdk.tasks._grounds import (
+    GROUNDS_VERSION,
+    ExplanationGrounds,
+    ProfileGrounds,
+    explanation_grounds,
+    profile_grounds,
+)
 from neo_sdk.tasks._instruction import (
     MAX_HISTORY,
     InstructionConfig,
@@ -27,20 +34,25 @@ from neo_sdk.tasks._teachers import LangChainTeacher, Teacher, TemplateTeacher
 
 __all__ = [
     "ALIGNMENT_TASKS",
+    "GROUNDS_VERSION",
     "ITEM_MARKER",
     "MAX_HISTORY",
     "TASKS",
     "AlignmentConfig",
     "CatalogFacts",
     "Example",
+    "ExplanationGrounds",
     "InstructionConfig",
     "LangChainTeacher",
+    "ProfileGrounds",
     "Teacher",
     "TemplateTeacher",
     "build_alignment_examples",
     "build_instruction_examples",
+    "explanation_grounds",
     "format_history",
     "item_marker",
     "item_queries",
     "mentioned_items",
+    "profile_grounds",
 ]

@@ -36,6 +36,7 @@ from neo_sdk.prompts import PromptSet, load_prompts
 from neo_sdk.tasks._alignment import _configure, _disable
 from neo_sdk.tasks._example import Example, item_marker
 from neo_sdk.tasks._facts import CatalogFacts, format_history
+from neo_sdk.tasks._grounds import explanation_grounds, profile_grounds
 from neo_sdk.tasks._teachers import Teacher, TemplateTeacher
 
 MAX_HISTORY = 10
@@ -200,10 +201,11 @@ class _Builder:
             for t in cuts:
                 target, seen = history[t], history[max(0, t - cfg.max_history): t]
                 reason = self.teacher.explain(f, seen, target, rng)
+                grounds = explanation_grounds(f, seen, target).line(f)
                 kind = f.type_of(target)
                 yield self._example(
-                    "explain", rng, f"{item_marker(target)} {reason}", kind, "mixed",
-                    {"user": user, "target": target, "cut": t, "teacher": self.teacher.name},
+                    "explain", rng, f"{item_marker(target)} {grounds} {reason}", kind, "mixed",
+                    {"user": user, "target": target, "cut": t, "teacher": self.teacher.name, "grounds": grounds},
                     history=format_history(seen), type=kind, user=f.user_text(user),
                 )
 
@@ -216,9 +218,10 @@ class _Builder:
             for j in range(min(cfg.profile_per_user, len(history) - 1)):
                 end = len(history) - j * max(1, len(history) // (cfg.profile_per_user + 1))
                 seen = history[max(0, end - cfg.max_history): end]
+                grounds = profile_grounds(f, seen).line(f)
                 yield self._example(
-                    "profile", rng, self.teacher.profile(f, seen, rng), None, "text",
-                    {"user": user, "cut": end, "teacher": self.teacher.name},
+                    "profile", rng, f"{grounds} {self.teacher.profile(f, seen, rng)}", None, "text",
+                    {"user": user, "cut": end, "teacher": self.teacher.name, "grounds": grounds},
                     history=format_history(seen), user=f.user_text(user),
                 )
 
@@ -312,9 +315,10 @@ class _Builder:
             meta: dict[str, object] = {"anchor": anchor, "via": via}
             if rng.random() < cfg.like_this_mixed:
                 item = neighbours[0]
-                reason = self.teacher.similar(f, anchor, item, rng)
-                completion, fmt, k = f"{item_marker(item)} {reason}", "mixed", 1
-                meta["teacher"] = self.teacher.name
+                reason = self.teacher.explain(f, [anchor], item, rng)  # the anchor is the basis
+                grounds = explanation_grounds(f, [anchor], item).line(f)
+                completion, fmt, k = f"{item_marker(item)} {grounds} {reason}", "mixed", 1
+                meta.update(teacher=self.teacher.name, grounds=grounds, target=item)
             else:
                 k = min(len(neighbours), rng.randint(1, cfg.like_this_max_k))
                 completion, fmt = " ".join(item_marker(i) for i in neighbours[:k]), "ids"

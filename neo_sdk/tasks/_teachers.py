@@ -16,7 +16,6 @@ import importlib
 import random
 import sqlite3
 import time
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -24,6 +23,12 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from neo_sdk.errors import ConfigError, NeoError
 from neo_sdk.tasks._example import ITEM_MARKER, item_marker
 from neo_sdk.tasks._facts import CatalogFacts
+from neo_sdk.tasks._grounds import (
+    ExplanationGrounds,
+    ProfileGrounds,
+    explanation_grounds,
+    profile_grounds,
+)
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -62,83 +67,61 @@ class TemplateTeacher:
     def explain(
         self, facts: CatalogFacts, history: Sequence[str], target: str, rng: random.Random
     ) -> str:
-        p = facts.prompts
-        recent = list(reversed(history))  # most recent first: those are cited first
-        clauses: list[str] = []
-        # 1. a person (director, writer, star...) shared with history items
-        by_person: dict[tuple[str, str], list[str]] = {}
-        for h in recent:
-            for rd in facts.shared(target, h)["people"]:
-                by_person.setdefault(rd, []).append(h)
-        if by_person:
-            (relation, person), items = max(
-                by_person.items(), key=lambda kv: (len(kv[1]), -recent.index(kv[1][0]))
-            )
-            clauses.append(p.render_teacher(
-                "explain_person", rng, items=facts.markers(items[: self.max_items]),
-                relation=facts.relation_words(relation), name=facts.title(person),
-                role=facts.role_word(relation),
-            ))
-        # 2. genres shared with history items
-        target_genres = facts.genres(target)
-        genre_count = Counter(g for h in recent for g in facts.genres(h) if g in target_genres)
-        if genre_count:
-            top = sorted(genre_count, key=lambda g: (-genre_count[g], target_genres.index(g)))
-            genres = top[: self.max_genres]
-            items = [h for h in recent if set(genres) & set(facts.genres(h))][: self.max_items]
-            clauses.append(p.render_teacher(
-                "explain_genre", rng, items=facts.markers(items), genres=facts.join(genres),
-                type=facts.type_of(target),
-            ))
-        # 3. the decade, only when nothing more specific was found
-        decade = facts.decade(target)
-        if not clauses and decade:
-            items = [h for h in recent if facts.decade(h) == decade][: self.max_items]
+        """One or two clauses about ``target``, each stating facts of its grounds only
+        (:func:`explanation_grounds`): a person or genres shared with the history, the decade,
+        the item's own people, genres and year. The most specific fact usually comes first."""
+        return self.explain_grounds(facts, explanation_grounds(facts, history, target), rng)
+
+    def explain_grounds(self, facts: CatalogFacts, grounds: ExplanationGrounds, rng: random.Random) -> str:
+        p, kind = facts.prompts, facts.type_of(grounds.target)
+        options: list[str] = []
+        for relation, person, items in grounds.shared_people[:1]:
+            options.append(p.render_teacher(
+                "explain_person", rng, items=facts.markers(items), relation=facts.relation_words(relation),
+                name=facts.title(person), role=facts.role_word(relation)))
+        for genres, items in grounds.shared_genres[:1]:
+            genres = genres[: self.max_genres]
             if items:
-                clauses.append(p.render_teacher(
-                    "explain_decade", rng, items=facts.markers(items), decade=decade
-                ))
-        if not clauses:
-            year = facts.year(target)
-            if target_genres and year:
-                clauses.append(p.render_teacher(
-                    "explain_fallback", rng, genres=facts.join(target_genres[: self.max_genres]),
-                    year=year, type=facts.type_of(target),
-                ))
-            else:
-                clauses.append(p.render_teacher("explain_popular", rng, type=facts.type_of(target)))
-        return " ".join(clauses)
+                options.append(p.render_teacher("explain_genre", rng, items=facts.markers(items),
+                                                genres=facts.join(genres), type=kind))
+        if grounds.decade and grounds.decade_items:
+            options.append(p.render_teacher("explain_decade", rng, items=facts.markers(grounds.decade_items),
+                                            decade=grounds.decade))
+        specific = len(options)
+        for relation, person in grounds.people[:1] if p.teacher.get("explain_own_person") else ():  # newer key
+            options.append(p.render_teacher("explain_own_person", rng, relation=facts.relation_words(relation),
+                                            name=facts.title(person), role=facts.role_word(relation)))
+        if grounds.genres and grounds.year:
+            options.append(p.render_teacher("explain_fallback", rng, genres=facts.join(grounds.genres[:2]),
+                                            year=grounds.year, type=kind))
+        if not options:
+            return p.render_teacher("explain_popular", rng, type=kind)
+        first = 0 if specific and rng.random() < 0.7 else rng.randrange(len(options))
+        chosen = [options.pop(first)]
+        if options and rng.random() < 0.5:
+            chosen.append(rng.choice(options))
+        return " ".join(chosen)
 
     def profile(self, facts: CatalogFacts, history: Sequence[str], rng: random.Random) -> str:
+        """The history's recurring genres, decades and people (:func:`profile_grounds`)."""
+        return self.profile_grounds(facts, profile_grounds(facts, history), rng)
+
+    def profile_grounds(self, facts: CatalogFacts, grounds: ProfileGrounds, rng: random.Random) -> str:
         p = facts.prompts
-        history = list(history)
         clauses: list[str] = []
-        kinds = Counter(facts.type_of(h) for h in history)
-        main_type = max(kinds, key=lambda t: (kinds[t], t)) if kinds else "item"
-        threshold = 2 if len(history) >= 4 else 1
-        genres = Counter(g for h in history for g in facts.genres(h))
-        top = [g for g, n in sorted(genres.items(), key=lambda kv: (-kv[1], kv[0])) if n >= threshold]
-        if top:
-            clauses.append(p.render_teacher(
-                "profile_genres", rng, genres=facts.join(top[:3]), types=p.plural(main_type)
-            ))
-        decades = Counter(d for h in history if (d := facts.decade(h)))
-        dated = sum(decades.values())
-        common = [d for d, n in sorted(decades.items(), key=lambda kv: (-kv[1], kv[0]))
-                  if dated and n / dated >= 0.3][:2]
-        if common:
-            clauses.append(p.render_teacher("profile_decades", rng, decades=facts.join(common)))
-        people: Counter[str] = Counter(dst for h in history for _, dst in facts.forward[h])
-        for h in history:
-            if facts.reverse.get(h):  # the history holds the person itself (a follow): strong
-                people[h] += 2
-        names = [d for d, n in sorted(people.items(), key=lambda kv: (-kv[1], kv[0])) if n >= 2][:2]
-        if names:
-            clauses.append(p.render_teacher(
-                "profile_people", rng, names=facts.join([facts.title(n) for n in names])
-            ))
+        if grounds.genres:
+            clauses.append(p.render_teacher("profile_genres", rng, genres=facts.join(grounds.genres),
+                                            types=p.plural(grounds.main_type)))
+        rest = []
+        if grounds.decades:
+            rest.append(p.render_teacher("profile_decades", rng, decades=facts.join(grounds.decades)))
+        if grounds.names:
+            rest.append(p.render_teacher("profile_people", rng,
+                                         names=facts.join([facts.title(n) for n in grounds.names])))
+        rng.shuffle(rest)
+        clauses += [c for c in rest if not clauses or rng.random() < 0.8]
         if not clauses:
-            clauses.append(p.render_teacher("profile_fallback", rng, types=p.plural(main_type)))
+            clauses.append(p.render_teacher("profile_fallback", rng, types=p.plural(grounds.main_type)))
         return " ".join(clauses)
 
     def similar(self, facts: CatalogFacts, anchor: str, item: str, rng: random.Random) -> str:
@@ -212,7 +195,7 @@ class LangChainTeacher:
     def explain(
         self, facts: CatalogFacts, history: Sequence[str], target: str, rng: random.Random
     ) -> str:
-        grounded = self._grounding.explain(facts, history, target, rng)
+        grounded = _facts_of(explanation_grounds(facts, history, target).line(facts))  # deterministic: cacheable
         shown = list(history)[-10:]
         prompt = facts.prompts.render_teacher(
             "llm_explain", history="; ".join(facts.label(h) for h in shown),
@@ -221,7 +204,7 @@ class LangChainTeacher:
         return _markered(facts, self.ask(facts, prompt), [*shown, target])
 
     def profile(self, facts: CatalogFacts, history: Sequence[str], rng: random.Random) -> str:
-        grounded = self._grounding.profile(facts, history, rng)
+        grounded = _titled(facts, _facts_of(profile_grounds(facts, history).line(facts)))
         shown = list(history)[-10:]
         prompt = facts.prompts.render_teacher(
             "llm_profile", history="; ".join(facts.label(h) for h in shown), facts=grounded
@@ -258,6 +241,11 @@ class LangChainTeacher:
                 [key, self.name, prompt, label, time.time()],
             )
         return label
+
+
+def _facts_of(line: str) -> str:
+    """A grounds line without its label (``Facts: a; b.`` -> ``a; b.``)."""
+    return line.split(": ", 1)[1] if ": " in line else line
 
 
 def _load_factory(spec: str) -> Any:

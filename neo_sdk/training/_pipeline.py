@@ -26,6 +26,7 @@ from neo_sdk.model import DEFAULT_BASE, load_base_model, resolve_base
 from neo_sdk.prompts import default_prompts_dir, load_prompts
 from neo_sdk.sids import SIDTable
 from neo_sdk.tasks import (
+    GROUNDS_VERSION,
     MAX_HISTORY,
     CatalogFacts,
     InstructionConfig,
@@ -393,7 +394,7 @@ def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: b
     save_bundle(
         out, model=model, tokenizer=tokenizer, vocab=vocab, table=table, base_ref=settings.base,
         base_folder=resolve_base(settings.base), prompts_dir=default_prompts_dir(), catalog_path=str(db),
-        training=dataclasses.asdict(settings), metrics=json.loads(json.dumps(metrics)),
+        training={**dataclasses.asdict(settings), "grounds": GROUNDS_VERSION}, metrics=json.loads(json.dumps(metrics)),
         kind="rows" if settings.stage == "align" else ("full" if settings.full else "lora"),
         num_hidden_layers=settings.num_hidden_layers,
         extra_files={"loss.png": png} if png else None,

@@ -1,0 +1,136 @@
+"""Explanations and profiles the model writes from grounds, checked before they are shown.
+
+For a bundle trained with grounds lines (:mod:`neo_sdk.tasks._grounds`):
+
+* a **mixed** answer: the model's best item (beam search within the request's filter) is shown
+  at once; the runtime writes the item's grounds line into the model's context (never into the
+  answer); the model writes the explanation after it;
+* a **profile**: the runtime writes the history's grounds line, the model writes the profile.
+
+The text is held until the :class:`~neo_sdk.retrieval.GroundednessChecker` has read it: with every
+checkable claim true it is shown as the model wrote it (``explained_by="model"``); an empty text,
+or one with a false claim, is replaced by the template sentence over the same grounds
+(``explained_by="catalog facts"``). ``Answer.explanation_check`` says what was found either way.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Generator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from neo_sdk.decoding import TrieFilter
+from neo_sdk.retrieval import Grounding
+from neo_sdk.session._answer import ItemPart, Request, Segment, StreamEvent, TextPart
+from neo_sdk.tasks import (
+    ITEM_MARKER,
+    TemplateTeacher,
+    explanation_grounds,
+    item_marker,
+    mentioned_items,
+    profile_grounds,
+)
+
+if TYPE_CHECKING:
+    from neo_sdk.session._decode import Responder
+
+
+def explain_grounded(responder: Responder, prompt: list[int], request: Request, flt: Any, history: Sequence[str],
+                     max_new_tokens: int, usage: dict[str, int],
+                     ) -> Generator[StreamEvent, None, tuple[list[Segment], str, dict[str, Any]]]:
+    """A mixed answer: item, then the model's explanation from the item's grounds (module docs)."""
+    neo = responder.neo
+    best = responder.beams.search(prompt, k=1, filter=flt)[0]
+    item = neo.item(best.item_id, score=best.score)
+    yield StreamEvent(text=item.label(), item=item)
+    focus = request.focus if request.task == "like_this" else None
+    basis = [focus] if focus else list(history)[-neo.max_history:]
+    grounds = explanation_grounds(neo.facts, basis, item.id)
+    span = neo.encoder.span(item.id)
+    forced = neo.encoder.completion_ids(f"{item_marker(item.id)} {grounds.line(neo.facts)}")
+    usage["prompt"] += len(forced) - len(span)
+    usage["completion"] += len(span)
+    # the explanation may cite only the items its grounds name (the item itself included)
+    positions = neo.trie.position_of()
+    citable = [i for i in dict.fromkeys([item.id, *mentioned_items(grounds.line(neo.facts))]) if i in positions]
+    cited = TrieFilter.create(neo.trie, allow=citable)
+    generated, log_probs, streamer = yield from responder.generate(
+        prompt, "mixed", cited, max_new_tokens, usage, forced=forced, shown=[], hold=True, bind_all=True)
+    said = streamer.segments(generated[len(forced):], log_probs[len(forced):], answered=True)
+    found = responder.checker.check_explanation(marked(said), item.id, focus=focus, history=basis)
+    if _has_words(said) and found.all_true:
+        shown, by = said, "model"
+    else:
+        teacher_text = TemplateTeacher().explain_grounds(neo.facts, grounds, random.Random(item.id))
+        shown, by = [TextPart(text=" "), *render_marked(responder, teacher_text)], "catalog facts"
+    yield from _events(shown)
+    return [ItemPart(item=item), *shown], by, summary(found, said, by)
+
+
+def profile_grounded(responder: Responder, prompt: list[int], history: Sequence[str], max_new_tokens: int,
+                     usage: dict[str, int]) -> Generator[StreamEvent, None, tuple[list[Segment], str, dict[str, Any]]]:
+    """A profile: the model's text from the history's grounds (module docs)."""
+    neo = responder.neo
+    recent = list(history)[-neo.max_history:]
+    grounds = profile_grounds(neo.facts, recent)
+    forced = neo.encoder.completion_ids(grounds.line(neo.facts))
+    usage["prompt"] += len(forced)
+    generated, log_probs, streamer = yield from responder.generate(
+        prompt, "text", None, max_new_tokens, usage, forced=forced, shown=[], hold=True)
+    said = _strip_leading_space(streamer.segments(generated[len(forced):], log_probs[len(forced):], answered=True))
+    found = responder.checker.check_profile(marked(said), recent)
+    if _has_words(said) and found.all_true:
+        shown, by = said, "model"
+    else:
+        teacher_text = TemplateTeacher().profile_grounds(neo.facts, grounds, random.Random(" ".join(recent)))
+        shown, by = render_marked(responder, teacher_text), "catalog facts"
+    yield from _events(shown)
+    return shown, by, summary(found, said, by)
+
+
+def marked(segments: Sequence[Segment]) -> str:
+    """Segments as text with item markers (what the checker reads)."""
+    return "".join(s.text if isinstance(s, TextPart) else item_marker(s.item.id) for s in segments)
+
+
+def render_marked(responder: Responder, text: str) -> list[Segment]:
+    """Text with item markers as segments (each marker a cited item)."""
+    out: list[Segment] = []
+    last = 0
+    for match in ITEM_MARKER.finditer(text):
+        if match.start() > last:
+            out.append(TextPart(text=text[last: match.start()]))
+        out.append(ItemPart(item=responder.neo.item(match.group(1), role="cited")))
+        last = match.end()
+    if last < len(text):
+        out.append(TextPart(text=text[last:]))
+    return out
+
+
+def summary(found: Grounding, said: Sequence[Segment], by: str) -> dict[str, Any]:
+    """What the check found in the model's text (``Answer.explanation_check``)."""
+    out: dict[str, Any] = {"claims": found.checkable, "true": len(found.true),
+                           "false": [c.reason for c in found.false], "shown": by}
+    if by != "model":
+        out["model_text"] = "".join(s.text if isinstance(s, TextPart) else s.item.label() for s in said).strip()
+    return out
+
+
+def _has_words(segments: Sequence[Segment]) -> bool:
+    return any(isinstance(s, ItemPart) or re.search(r"\w", s.text) for s in segments)
+
+
+def _strip_leading_space(segments: list[Segment]) -> list[Segment]:
+    if segments and isinstance(segments[0], TextPart):
+        text = segments[0].text.lstrip()
+        return ([TextPart(text=text)] if text else []) + segments[1:]
+    return segments
+
+
+def _events(segments: Sequence[Segment]) -> Generator[StreamEvent, None, None]:
+    for seg in segments:
+        if isinstance(seg, ItemPart):
+            yield StreamEvent(text=seg.item.label(), item=seg.item)
+        elif seg.text:
+            yield StreamEvent(text=seg.text)
