@@ -254,9 +254,10 @@ def create_app(config: ServerConfig, *, neo: Neo | None = None, loader: Callable
 def _owned(neo: Neo, session_id: str, key: str | None) -> Any:
     """The stored session when ``key`` made it; 404 otherwise (as if it did not exist)."""
     missing = NotFoundError(f"no session {session_id!r}", param="session_id", code="session_not_found")
-    if not neo.store.exists(session_id):
-        raise missing
-    record = neo.store.load(session_id)
+    try:
+        record = neo.store.load(session_id)
+    except SessionError:
+        raise missing from None
     if record.options.get("owner") != key:
         raise missing
     return record

@@ -21,24 +21,34 @@ def explain_from_facts(neo: Neo, request: Request, history: Sequence[str],
     from catalog facts only (shared people, genres, decade with the history or the focus
     item; the template teacher of training), appended to ``segments``. Returns who explained."""
     first = next((n for n, seg in enumerate(segments) if isinstance(seg, ItemPart)), None)
-    rest = segments[(first or 0) + 1 :]
-    if first is None or any(isinstance(seg, ItemPart) or re.search(r"\w", seg.text) for seg in rest):
+    if first is None or has_words(segments[first + 1 :]):
         return "model" if first is not None else None
     target = segments[first].item.id  # type: ignore[union-attr]
     basis = [request.focus] if request.task == "like_this" and request.focus else list(history)[-neo.max_history :]
     text = TemplateTeacher().explain(neo.facts, basis, target, random.Random(target))
-    last = 0
-    added: list[Segment] = [TextPart(text=" ")]
-    for match in ITEM_MARKER.finditer(text):
-        if match.start() > last:
-            added.append(TextPart(text=text[last : match.start()]))
-        added.append(ItemPart(item=neo.item(match.group(1), role="cited")))
-        last = match.end()
-    added.append(TextPart(text=text[last:]))
-    segments[first + 1 :] = [seg for seg in added if not isinstance(seg, TextPart) or seg.text]
+    segments[first + 1 :] = [TextPart(text=" "), *render_marked(neo, text)]
     for seg in segments[first + 1 :]:
         if isinstance(seg, ItemPart):
             yield StreamEvent(text=seg.item.label(), item=seg.item)
         else:
             yield StreamEvent(text=seg.text)
     return "catalog facts"
+
+
+def has_words(segments: Sequence[Segment]) -> bool:
+    """Whether segments say anything: an item, or text with a word character."""
+    return any(isinstance(s, ItemPart) or re.search(r"\w", s.text) for s in segments)
+
+
+def render_marked(neo: Neo, text: str) -> list[Segment]:
+    """Text with item markers as segments (each marker a cited item; no empty text)."""
+    out: list[Segment] = []
+    last = 0
+    for match in ITEM_MARKER.finditer(text):
+        if match.start() > last:
+            out.append(TextPart(text=text[last : match.start()]))
+        out.append(ItemPart(item=neo.item(match.group(1), role="cited")))
+        last = match.end()
+    if last < len(text):
+        out.append(TextPart(text=text[last:]))
+    return out

@@ -16,15 +16,14 @@ or one with a false claim, is replaced by the template sentence over the same gr
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from neo_sdk.decoding import TrieFilter
 from neo_sdk.retrieval import Grounding
 from neo_sdk.session._answer import ItemPart, Request, Segment, StreamEvent, TextPart
+from neo_sdk.session._fallback import has_words, render_marked
 from neo_sdk.tasks import (
-    ITEM_MARKER,
     TemplateTeacher,
     explanation_grounds,
     item_marker,
@@ -59,11 +58,11 @@ def explain_grounded(responder: Responder, prompt: list[int], request: Request, 
         prompt, "mixed", cited, max_new_tokens, usage, forced=forced, shown=[], hold=True, bind_all=True)
     said = streamer.segments(generated[len(forced):], log_probs[len(forced):], answered=True)
     found = responder.checker.check_explanation(marked(said), item.id, focus=focus, history=basis)
-    if _has_words(said) and found.all_true:
+    if has_words(said) and found.all_true:
         shown, by = said, "model"
     else:
         teacher_text = TemplateTeacher().explain_grounds(neo.facts, grounds, random.Random(item.id))
-        shown, by = [TextPart(text=" "), *render_marked(responder, teacher_text)], "catalog facts"
+        shown, by = [TextPart(text=" "), *render_marked(neo, teacher_text)], "catalog facts"
     yield from _events(shown)
     return [ItemPart(item=item), *shown], by, summary(found, said, by)
 
@@ -80,11 +79,11 @@ def profile_grounded(responder: Responder, prompt: list[int], history: Sequence[
         prompt, "text", None, max_new_tokens, usage, forced=forced, shown=[], hold=True)
     said = _strip_leading_space(streamer.segments(generated[len(forced):], log_probs[len(forced):], answered=True))
     found = responder.checker.check_profile(marked(said), recent)
-    if _has_words(said) and found.all_true:
+    if has_words(said) and found.all_true:
         shown, by = said, "model"
     else:
         teacher_text = TemplateTeacher().profile_grounds(neo.facts, grounds, random.Random(" ".join(recent)))
-        shown, by = render_marked(responder, teacher_text), "catalog facts"
+        shown, by = render_marked(neo, teacher_text), "catalog facts"
     yield from _events(shown)
     return shown, by, summary(found, said, by)
 
@@ -94,20 +93,6 @@ def marked(segments: Sequence[Segment]) -> str:
     return "".join(s.text if isinstance(s, TextPart) else item_marker(s.item.id) for s in segments)
 
 
-def render_marked(responder: Responder, text: str) -> list[Segment]:
-    """Text with item markers as segments (each marker a cited item)."""
-    out: list[Segment] = []
-    last = 0
-    for match in ITEM_MARKER.finditer(text):
-        if match.start() > last:
-            out.append(TextPart(text=text[last: match.start()]))
-        out.append(ItemPart(item=responder.neo.item(match.group(1), role="cited")))
-        last = match.end()
-    if last < len(text):
-        out.append(TextPart(text=text[last:]))
-    return out
-
-
 def summary(found: Grounding, said: Sequence[Segment], by: str) -> dict[str, Any]:
     """What the check found in the model's text (``Answer.explanation_check``)."""
     out: dict[str, Any] = {"claims": found.checkable, "true": len(found.true),
@@ -115,10 +100,6 @@ def summary(found: Grounding, said: Sequence[Segment], by: str) -> dict[str, Any
     if by != "model":
         out["model_text"] = "".join(s.text if isinstance(s, TextPart) else s.item.label() for s in said).strip()
     return out
-
-
-def _has_words(segments: Sequence[Segment]) -> bool:
-    return any(isinstance(s, ItemPart) or re.search(r"\w", s.text) for s in segments)
 
 
 def _strip_leading_space(segments: list[Segment]) -> list[Segment]:
