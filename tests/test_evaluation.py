@@ -198,13 +198,13 @@ def test_the_training_probe_scores_popularity_as_neo_eval_does(
     targets (left-hand, persuasion) tell two definitions apart. The model is not run."""
     from types import SimpleNamespace
 
+    from neo_sdk.evaluation import BundleRanker
     from neo_sdk.prompts import load_prompts
     from neo_sdk.training import _probe
 
-    monkeypatch.setattr(_probe, "beam_search_items", lambda model, prompts, *a, **kw: [[] for _ in prompts])
-    monkeypatch.setattr(_probe, "TrieFilter", SimpleNamespace(create=lambda *a, **kw: None))
+    monkeypatch.setattr(BundleRanker, "rank_batch", lambda self, users, *a, **kw: [[] for _ in users])
     encoder = SimpleNamespace(vocab=SimpleNamespace(table=_BooksOnly(sample_catalog)), prompt_ids=lambda p: [0])
-    decoder = SimpleNamespace(model=None, trie=None, tokens=None, encoder=encoder)
+    decoder = SimpleNamespace(model=None, trie=SimpleNamespace(types=("author", "book")), tokens=None, encoder=encoder)
     probed = _probe.probe_next_item(decoder, book_split, load_prompts(), entity_types=["book"], n=None, k=k)
 
     pop = Popularity.fit(book_split.train, sample_catalog, "book")

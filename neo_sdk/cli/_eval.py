@@ -1,23 +1,30 @@
-"""``neo eval``: next-item quality of a trained bundle next to popularity and item-kNN.
+"""``neo eval``: a trained bundle against the baselines it must beat, with intervals, in one harness.
 
-A thin wrapper over :func:`neo_sdk.evaluation.compare_next_item`: leave-one-out per entity type,
-full ranking over every item of the type, the user's history excluded for every method, HR and
-NDCG at 5 and 10 on the same users. The bundle ranks by constrained beam search with phrasings it
-was never trained on.
+A thin wrapper over :func:`neo_sdk.evaluation.evaluate_bundle` and
+:func:`neo_sdk.evaluation.write_report`: leave-one-out per entity type, full ranking over every item
+of the type, the model (constrained beam search, phrasings it was never trained on) next to
+popularity (seen items excluded and included), item-kNN and SASRec-CE fitted on the training
+histories only, all on the same users; ratios with paired bootstrap intervals, short histories,
+validity and steerability with the constraints off. Progress and a time estimate go to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+import time
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     ev = sub.add_parser(
-        "eval", help="next-item HR/NDCG of a bundle next to popularity and item-kNN",
-        description="Evaluate a trained bundle on leave-one-out next-item targets of each entity type"
-                    " users interact with (or --type), next to popularity (seen items excluded) and"
-                    " item-kNN fitted on the training histories only, on the same users.",
+        "eval", help="measure a bundle against popularity, item-kNN and SASRec-CE; write a report",
+        description="Evaluate a trained bundle on leave-one-out next-item targets of each entity type users"
+                    " interact with (or --type): the model next to popularity (seen items excluded and"
+                    " included), item-kNN and SASRec-CE trained on the training histories only, the same users"
+                    " for all, full ranking, HR/NDCG at 5, 10 and 30, the model's ratio to each baseline with a"
+                    " paired bootstrap interval, short histories (0, 1, 3 items), invalid and wrong-type rates,"
+                    " and steerability with the constraints off. --out writes report.md, report.json and plots.",
     )
     ev.add_argument("--bundle", required=True, help="bundle folder (neo train --out)")
     ev.add_argument("--db", help="catalog SQLite file (default: the one the bundle was trained on)")
@@ -25,12 +32,30 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                     help="which held-out item: the last (test, default) or the one before (valid)")
     ev.add_argument("--users", default="200", type=_users, metavar="N|all",
                     help="users per entity type, a fixed seeded sample (default 200; all: every user)")
+    ev.add_argument("--seeds", default="0", type=_ints, metavar="S[,S...]",
+                    help="one run per seed (user sample and phrasings); tables show mean ± std (default 0)")
     ev.add_argument("--type", action="append", dest="types", metavar="TYPE",
                     help="entity type to evaluate (repeatable; default: every type users interact with)")
     ev.add_argument("--family", choices=["eval", "train"], default="eval",
                     help="prompt phrasings asked of the model (eval: never trained on)")
-    ev.add_argument("--seed", type=int, default=0, help="user sample and phrasing seed")
-    ev.add_argument("--json", action="store_true", help="print the full result as JSON")
+    ev.add_argument("--sasrec-minutes", type=float, default=3.0, metavar="M",
+                    help="SASRec-CE's training budget per entity type (default 3; epochs run are reported)")
+    ev.add_argument("--sasrec-epochs", type=int, default=200, metavar="N",
+                    help="SASRec-CE's epoch cap (default 200; the time budget usually stops it first)")
+    ev.add_argument("--no-sasrec", action="store_true", help="leave SASRec-CE out (no ratio to it)")
+    ev.add_argument("--cold-start", default="0,1,3", type=_levels, metavar="N[,N...]",
+                    help="history lengths of the short-history comparison (default 0,1,3; 'none' skips it)")
+    ev.add_argument("--steer-prompts", type=int, default=30, metavar="N",
+                    help="unconstrained answers per (type, format) for steerability (default 30; 0 skips it)")
+    ev.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples (default 1000)")
+    ev.add_argument("--batch-size", type=int, default=8, help="prompts per beam search (default 8)")
+    ev.add_argument("--device", default="auto", help="where the model runs: auto (cuda when available), cpu, cuda")
+    ev.add_argument("--threads", type=_positive, metavar="N",
+                    help="torch CPU threads (default: torch's; 1 is faster on a busy 2-core machine)")
+    ev.add_argument("--out", metavar="DIR", help="write report.md, report.json and the PNG plots here")
+    ev.add_argument("--json", action="store_true", help="print report.json's content instead of the table")
+    ev.add_argument("--headline", action="store_true",
+                    help="print only the headline rows (the model, popularity and SASRec-CE at HR@10, with ratios)")
     ev.set_defaults(handler=_eval)
 
 
@@ -46,20 +71,90 @@ def _users(text: str) -> int | None:
     return value
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive integer")
+    return value
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers, e.g. 0,1,2") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one integer")
+    return values
+
+
+def _levels(text: str) -> tuple[int, ...]:
+    if text.strip().lower() in ("", "none"):
+        return ()
+    values = _ints(text)
+    if min(values) < 0:
+        raise argparse.ArgumentTypeError("history lengths must be >= 0")
+    return values
+
+
 def _eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from neo_sdk.bundle import read_manifest
+    from neo_sdk.bundle import load_bundle, read_manifest
     from neo_sdk.catalog import Catalog
     from neo_sdk.errors import BundleError
-    from neo_sdk.evaluation import compare_next_item
+    from neo_sdk.evaluation import (
+        BASELINES,
+        EvalSettings,
+        evaluate_bundle,
+        headline,
+        render_table,
+        report_data,
+        resolve_entity_types,
+        write_report,
+    )
+
+    started = time.perf_counter()
+
+    def log(line: str) -> None:
+        print(f"[neo eval {time.perf_counter() - started:6.0f}s] {line}", file=sys.stderr, flush=True)
 
     db = Path(args.db) if args.db else Path(read_manifest(Path(args.bundle), verify=False)["catalog"])
     if not db.exists():
         raise BundleError(f"the catalog {db} does not exist; pass --db with the catalog the bundle was trained on")
-    types = [t.strip() for arg in args.types or () for t in arg.split(",") if t.strip()]
+    types = tuple(t.strip() for arg in args.types or () for t in arg.split(",") if t.strip())
+    settings = EvalSettings(
+        stage=args.split, sample_size=args.users, seeds=args.seeds, entity_types=types, family=args.family,
+        baselines=tuple(b for b in BASELINES if not (args.no_sasrec and b == "sasrec-ce")),
+        sasrec_minutes=args.sasrec_minutes, sasrec_epochs=args.sasrec_epochs, cold_start=args.cold_start, steer_prompts=args.steer_prompts,
+        resamples=args.bootstrap, batch_size=args.batch_size,
+    )
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     with Catalog(db) as catalog:
-        result = compare_next_item(args.bundle, catalog, entity_types=types or None, stage=args.split,
-                                   sample_size=args.users, seed=args.seed, family=args.family)
-    print(json.dumps(result.to_dict(), indent=1, sort_keys=True) if args.json else result.table())
+        resolve_entity_types(catalog, list(types) or None)  # an unknown type fails before the model loads
+        log(f"loading {args.bundle} against {db}")
+        contents = load_bundle(args.bundle, catalog=catalog)
+        contents.model.to(_device(args.device))
+        evaluation = evaluate_bundle(contents, catalog, settings, log=log, progress=sys.stderr.isatty())
+    files = write_report(evaluation, args.out) if args.out else {}
+    if args.json:
+        print(json.dumps(report_data(evaluation, plots={k: p for k, p in files.items() if p.suffix == ".png"}), indent=1, sort_keys=True, default=str))
+    else:
+        print(headline(evaluation) if args.headline else render_table(evaluation))
+    if files:
+        log(f"wrote {', '.join(str(p) for p in files.values())}")
     return 0
+
+
+def _device(name: str) -> str:
+    if name != "auto":
+        return name
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -6,8 +6,11 @@ harness on ``split.train`` only. Runtime code never imports this package.
 
 No domain is assumed: without an explicit ``entity_type`` the catalog decides (the types users
 interact with, most interacted first: :func:`resolve_entity_types`). A trained bundle is scored
-in the same harness by :class:`BundleRanker` (constrained beam search), next to popularity and
-item-kNN on the same users by :func:`compare_next_item` (``neo eval``).
+in the same harness by :class:`BundleRanker` (constrained beam search), next to its baselines on the
+same users by :func:`compare_next_item`; :func:`evaluate_bundle` (``neo eval``) adds SASRec-CE,
+seeds, paired bootstrap intervals of every ratio (:func:`ratio_ci`), short histories, validity and
+steerability with the constraints off, and :func:`write_report` writes ``report.md``,
+``report.json`` and the plots. The training probes score through the same ranker and metrics.
 
 SASRec (torch) loads lazily: ``import neo_sdk.evaluation`` does not import torch.
 
@@ -35,7 +38,19 @@ from neo_sdk.evaluation._baselines import (
     resolve_entity_type,
     resolve_entity_types,
 )
-from neo_sdk.evaluation._bundle import BundleRanker, EvalResult, NextItemComparison, compare_next_item
+from neo_sdk.evaluation._bootstrap import Interval, mean_ci, ratio_ci
+from neo_sdk.evaluation._bundle import (
+    BASELINES,
+    BundleRanker,
+    EvalResult,
+    Method,
+    NextItemComparison,
+    compare_next_item,
+    fit_baselines,
+)
+from neo_sdk.evaluation._bundle_eval import BundleEvaluation, EvalSettings, TypeEvaluation, evaluate_bundle
+from neo_sdk.evaluation._cold_start import cut_histories
+from neo_sdk.evaluation._eval_report import DEFAULT_SECTIONS, headline, render_table, report_data, write_report
 from neo_sdk.evaluation._metrics import (
     DEFAULT_KS,
     hit_rate,
@@ -71,6 +86,7 @@ from neo_sdk.evaluation._search_queries import (
     query_score,
     unique_share,
 )
+from neo_sdk.evaluation._steer import SteerRow, measure_steerability, read_answer
 from neo_sdk.retrieval import Claim, GroundednessChecker, Grounding
 
 if TYPE_CHECKING:
@@ -88,20 +104,26 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "BASELINES",
     "DEFAULT_KS",
+    "DEFAULT_SECTIONS",
     "DEV_SAMPLE_SIZE",
     "SEARCH_FAMILIES",
     "BM25Retriever",
+    "BundleEvaluation",
     "BundleRanker",
     "Claim",
     "DenseRetriever",
     "EvalReport",
     "EvalResult",
+    "EvalSettings",
     "Fact",
     "GroundednessChecker",
     "Grounding",
+    "Interval",
     "ItemIndex",
     "ItemKNN",
+    "Method",
     "NextItemComparison",
     "Popularity",
     "QueryBuilder",
@@ -111,20 +133,32 @@ __all__ = [
     "SASRec",
     "SASRecConfig",
     "SearchQuery",
+    "SteerRow",
+    "TypeEvaluation",
     "build_search_queries",
     "clean_title",
     "compare_next_item",
+    "cut_histories",
+    "evaluate_bundle",
     "evaluate_ranker",
     "evaluate_search",
+    "fit_baselines",
+    "headline",
     "hit_at_k",
     "hit_rate",
     "invalid_count",
+    "mean_ci",
+    "measure_steerability",
     "ndcg",
     "per_user",
     "popularity_among_matching",
     "precision_at_k",
     "query_builder",
     "query_score",
+    "ratio_ci",
+    "read_answer",
+    "render_table",
+    "report_data",
     "resolve_entity_type",
     "resolve_entity_types",
     "results_header",
@@ -136,4 +170,5 @@ __all__ = [
     "summarize",
     "target_ranks",
     "unique_share",
+    "write_report",
 ]

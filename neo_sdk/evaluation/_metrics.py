@@ -9,7 +9,16 @@ relevant item, so
   (the ideal DCG of a single relevant item is 1, so no normalisation is left to do).
 
 Keeping the per-user ranks (not only means) lets callers compute seed spreads, paired differences
-and bootstrap intervals afterwards.
+and bootstrap intervals afterwards (:mod:`neo_sdk.evaluation._bootstrap`).
+
+Ties. The metrics read positions in a ranking, never scores, so how tied scores become positions is
+the ranker's stated tie-break, applied before scoring: the baselines order by higher score, then
+more training interactions, then catalog (item id) order (:func:`neo_sdk.retrieval.top_k`); beam
+search orders by log-probability. A target tied with other items is therefore neither credited at
+the best tied position nor averaged over the tie: it gets the one position the tie-break gives it.
+
+Edge cases: a user whose ranking is empty (e.g. every item of the type already seen) scores 0; K
+larger than the ranking (or the catalog) is allowed, and HR@K is then 1 for every ranked target.
 
 Example:
     >>> ranks = target_ranks([["a", "b", "c"], ["c", "a"]], ["b", "z"])

@@ -375,7 +375,7 @@ def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: b
             decoder = build_decoder(model, encoder)
             metrics["instruct"]["next_item_valid"] = probe_next_item(
                 decoder, split, prompts, entity_types=types, n=settings.probe_users,
-                max_history=settings.max_history)
+                max_history=settings.max_history, facts=facts)
             metrics["instruct"]["text_to_sid"] = probe_text_to_sid(
                 decoder, facts, prompts, n=max(1, settings.probe_items // 2))
             metrics["instruct"]["sid_to_type"] = probe_sid_to_type(

@@ -4,14 +4,16 @@
 * ``text_to_sid``: the item named by an eval-family query (phrasings never trained on) is in the
   constrained top-10 of its type.
 * ``next_item``: HR@10 / NDCG@10 on the leave-one-out **validation** targets, already-seen items
-  excluded by the trie, next to popularity-excluding-seen on the same users.
+  excluded by the trie, next to popularity-excluding-seen on the same users, scored by
+  ``neo_sdk.evaluation`` (the ranker, popularity, user sample and metrics of ``neo eval``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -20,7 +22,9 @@ from tqdm.auto import tqdm
 from neo_sdk.catalog import Split
 from neo_sdk.decoding import Decoder, TrieFilter, beam_search_items
 from neo_sdk.prompts import PromptSet
-from neo_sdk.tasks import MAX_HISTORY, CatalogFacts, format_history, item_marker, item_queries
+from neo_sdk.tasks import MAX_HISTORY, CatalogFacts, item_marker, item_queries
+
+Stage = Literal["valid", "test"]
 
 
 def _sample(values: Sequence[Any], n: int, seed: int | str) -> list[Any]:
@@ -83,69 +87,75 @@ def probe_text_to_sid(decoder: Decoder, facts: CatalogFacts, prompts: PromptSet,
 
 def probe_next_item(decoder: Decoder, split: Split, prompts: PromptSet, *,
                     entity_types: Sequence[str] | None = None, n: int | None = 200, seed: int = 0, k: int = 10,
-                    max_history: int = MAX_HISTORY, batch: int = 8, stage: str = "valid",
-                    family: str = "eval") -> dict[str, Any]:
+                    max_history: int = MAX_HISTORY, batch: int = 8, stage: Stage = "valid",
+                    family: str = "eval", facts: CatalogFacts | None = None) -> dict[str, Any]:
     """HR@k / NDCG@k on ``stage`` targets (seen items excluded) vs popularity on the same users.
+
+    Scored by ``neo_sdk.evaluation``, as ``neo eval`` scores: the model ranks through
+    :class:`~neo_sdk.evaluation.BundleRanker` (the same prompts, phrasing fixed per ``(seed, user)``,
+    the same constrained beam search), popularity is :class:`~neo_sdk.evaluation.Popularity` over the
+    SID table's items of the target's type (training interactions, ties by item id, never-trained
+    items last), users are drawn by :func:`~neo_sdk.evaluation.sample_users` and metrics come from
+    :func:`~neo_sdk.evaluation.per_user`. On the same split, stage, users, ``k`` and family the
+    numbers equal ``compare_next_item(..., ks=(k,))`` (tested).
 
     Each user is asked for the entity type of their own target (the request names the type, as a
     person asking "recommend a podcast" does), so a catalog with several interacted types is
     probed on each in proportion to its share of the targets; ``entity_types`` keeps only targets
-    of those types (``None``: every type). Popularity is :class:`neo_sdk.evaluation.Popularity`
-    (what ``neo eval`` compares with) over the SID table's items of the target's type: training
-    interactions, ties by item id, never-trained items last, seen items excluded. ``per_type``
-    breaks the numbers down.
+    of those types (``None``: every type). Users of one type are ranked together, in id order, in
+    batches of ``batch``; ``per_type`` breaks the numbers down.
 
     ``family``: the phrasings asked (``eval``: held out from training; ``train``: the phrasing
-    family the runtime's sessions use). ``n=None`` evaluates every user. Validation uses the
-    training history; test also sees the validation item, as in the leave-one-out protocol.
+    family the runtime's sessions use). ``facts`` fills ``{user}`` with light user features (only
+    ``train`` phrasings use it; without facts it reads "unknown"). ``n=None`` evaluates every user.
+    Validation uses the training history; test also sees the validation item, as in the
+    leave-one-out protocol.
     """
     from neo_sdk.evaluation import (  # one scorer for probes and neo eval
+        BundleRanker,
         Popularity,
-        hit_rate,
-        ndcg,
+        per_user,
+        sample_users,
         target_ranks,
     )
 
     table = decoder.encoder.vocab.table
     type_of = {str(i): t for t in table.entity_types for i in table.by_type(t).item_ids}
-    rng = random.Random(seed)
     targets = split.valid if stage == "valid" else split.test
     histories = split.valid_history if stage == "valid" else split.test_history
     wanted = set(entity_types) if entity_types else None
-    eligible = [u for u, target in targets.items()
-                if target in type_of and (wanted is None or type_of[target] in wanted)]
-    users = _sample(eligible, n if n is not None else len(eligible), seed)
-    # the harness's popularity (neo eval's baseline): training counts, ties by id, untrained items last
-    popularity = {t: Popularity.over(split.train, table.by_type(t).item_ids.tolist(), t)
-                  for t in {type_of[targets[u]] for u in users}}
-    model_lists, pop_lists = [], []
-    for start in tqdm(range(0, len(users), batch), desc="probe next item", unit="batch"):
-        group = users[start : start + batch]
-        prompts_ids, filters = [], []
-        for user in group:
-            history, etype = histories[user], type_of[targets[user]]
-            prompt = prompts.render("next_item", family, rng, history=format_history(history, max_history),
-                                    type=etype, user=user)
-            prompts_ids.append(decoder.encoder.prompt_ids(prompt))
-            filters.append(TrieFilter.create(decoder.trie, entity_types=[etype], exclude=set(history)))
-        results = beam_search_items(decoder.model, prompts_ids, decoder.trie, decoder.tokens, k=k,
-                                    filters=filters)
-        for user, ranked in zip(group, results, strict=True):
-            model_lists.append([r.item_id for r in ranked])
-            seen = set(histories[user])
-            pop_lists.append(popularity[type_of[targets[user]]].rank(user, list(histories[user]), k, seen))
-    goal = [targets[u] for u in users]
-    model_ranks, pop_ranks = target_ranks(model_lists, goal), target_ranks(pop_lists, goal)
+    eligible = {u: t for u, t in targets.items() if t in type_of and (wanted is None or type_of[t] in wanted)}
+    users = sample_users(dataclasses.replace(split, **{stage: eligible}), stage, n, seed)
+    ranker = None
+    model_ranks, pop_ranks, user_types = [], [], []
+    for etype in sorted({type_of[eligible[u]] for u in users}):
+        group = [u for u in users if type_of[eligible[u]] == etype]
+        ranker = (ranker.for_type(etype) if ranker else
+                  BundleRanker.from_decoder(decoder, prompts, etype, facts=facts, family=family,
+                                            max_history=max_history, seed=seed, batch_size=batch))
+        popularity = Popularity.over(split.train, table.by_type(etype).item_ids.tolist(), etype)
+        model_lists: list[list[str]] = []
+        for start in tqdm(range(0, len(group), batch), desc=f"probe next {etype}", unit="batch"):
+            chunk = group[start : start + batch]
+            seen = [list(histories.get(u, [])) for u in chunk]
+            model_lists += ranker.rank_batch(chunk, seen, k, [set(h) for h in seen])
+        pop_lists = [popularity.rank(u, list(histories.get(u, [])), k, set(histories.get(u, []))) for u in group]
+        goal = [eligible[u] for u in group]
+        model_ranks += target_ranks(model_lists, goal).tolist()
+        pop_ranks += target_ranks(pop_lists, goal).tolist()
+        user_types += [etype] * len(group)
+    model = per_user(np.asarray(model_ranks, dtype=np.int64), (k,))
+    pop = per_user(np.asarray(pop_ranks, dtype=np.int64), (k,))
 
     def scores(mask: np.ndarray) -> dict[str, float]:
         def mean(values: np.ndarray) -> float:
             return float(values[mask].mean()) if mask.any() else 0.0
 
-        return {f"hr@{k}": mean(hit_rate(model_ranks, k)), f"ndcg@{k}": mean(ndcg(model_ranks, k)),
-                f"popularity_hr@{k}": mean(hit_rate(pop_ranks, k)),
-                f"popularity_ndcg@{k}": mean(ndcg(pop_ranks, k)), "users": int(mask.sum())}
+        return {f"hr@{k}": mean(model[f"HR@{k}"]), f"ndcg@{k}": mean(model[f"NDCG@{k}"]),
+                f"popularity_hr@{k}": mean(pop[f"HR@{k}"]), f"popularity_ndcg@{k}": mean(pop[f"NDCG@{k}"]),
+                "users": int(mask.sum())}
 
-    user_types = np.array([type_of[t] for t in goal], dtype=object)
-    out: dict[str, Any] = scores(np.ones(len(users), dtype=bool))
-    out["per_type"] = {t: scores(user_types == t) for t in sorted(set(user_types.tolist()))}
+    types = np.array(user_types, dtype=object)
+    out: dict[str, Any] = scores(np.ones(len(types), dtype=bool))
+    out["per_type"] = {t: scores(types == t) for t in sorted(set(user_types))}
     return out

@@ -1,0 +1,181 @@
+"""The plots of ``neo eval``'s report: metrics with intervals, ratios, per type, cold start, training loss.
+
+Drawn on matplotlib's Agg canvas directly (no ``pyplot``, no global backend switch), as
+:mod:`neo_sdk.evaluation._report` does. Error bars are the bootstrap intervals of the evaluation
+(95% by default), never a standard deviation dressed as one.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neo_sdk.evaluation._bootstrap import Interval
+from neo_sdk.evaluation._bundle_eval import BundleEvaluation
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=120, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Any, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
+
+
+def _errors(intervals: Sequence[Interval | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Bar heights and asymmetric error bars (2, n) from intervals; missing ends draw no bar."""
+    values = np.array([(ci.value if ci and ci.value is not None else np.nan) for ci in intervals], dtype=float)
+    low = np.array([(ci.low if ci and ci.low is not None else np.nan) for ci in intervals], dtype=float)
+    high = np.array([(ci.high if ci and ci.high is not None else np.nan) for ci in intervals], dtype=float)
+    err = np.vstack([np.clip(values - low, 0, None), np.clip(high - values, 0, None)])
+    return values, np.nan_to_num(err, nan=0.0, posinf=0.0)
+
+
+def _label(ax: Any, bars: Any, values: np.ndarray, err: np.ndarray, fmt: str) -> None:
+    """Write each bar's value just above its error bar (not under it)."""
+    tops = np.nan_to_num(values, nan=0.0) + err[1]
+    lift = 0.01 * max(float(np.nanmax(tops)) if tops.size else 0.0, 1e-9)
+    for bar, value, top in zip(bars, values, tops, strict=True):
+        if np.isfinite(value):
+            ax.text(bar.get_x() + bar.get_width() / 2, top + lift, fmt % value, ha="center", va="bottom", fontsize=7)
+
+
+def _short(label: str) -> str:
+    return label.replace(" (beam search)", "\n(beam search)").replace(" (seen incl.)", "\n(seen incl.)")
+
+
+def plot_metrics(evaluation: BundleEvaluation, path: str | Path) -> Path:
+    """One row per entity type: HR@K and NDCG@K of every method (left) and the model's ratio to each
+    baseline (right), K the headline cut-off, with the bootstrap intervals as error bars."""
+    k = evaluation.settings.headline_k
+    metrics = (f"HR@{k}", f"NDCG@{k}")
+    types = evaluation.types
+    fig = _figure(12.0, 4.2 * len(types))
+    level = round(evaluation.settings.level * 100)
+    for row, t in enumerate(types):
+        ax = fig.add_subplot(len(types), 2, 2 * row + 1)
+        labels = t.labels
+        x = np.arange(len(labels))
+        width = 0.38
+        for j, metric in enumerate(metrics):
+            values, err = _errors([t.means[label].get(metric) for label in labels])
+            bars = ax.bar(x + (j - 0.5) * width, values, width, yerr=err, capsize=3, label=metric)
+            _label(ax, bars, values, err, "%.3f")
+        ax.set_xticks(x, [_short(label) for label in labels], fontsize=8)
+        ax.set_ylabel(f"mean over users ({level}% CI)")
+        ax.set_title(f"next {t.entity_type}: {t.stage}, {t.n_users} users, full ranking over {t.n_items} items",
+                     fontsize=10)
+        ax.legend(fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_ylim(0, max(0.01, float(np.nanmax([t.means[lb][m].high or 0 for lb in labels for m in metrics])) * 1.2))
+
+        ax = fig.add_subplot(len(types), 2, 2 * row + 2)
+        bases = list(t.ratios)
+        x = np.arange(len(bases))
+        for j, metric in enumerate(metrics):
+            values, err = _errors([t.ratios[b].get(metric) for b in bases])
+            bars = ax.bar(x + (j - 0.5) * width, values, width, yerr=err, capsize=3, label=metric)
+            _label(ax, bars, values, err, "%.2fx")
+        ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
+        ax.set_xticks(x, [_short(b) for b in bases], fontsize=8)
+        ax.set_xlabel("baseline")
+        ax.set_ylabel(f"{labels[0].split(' (')[0]} / baseline ({level}% CI)")
+        ax.set_title(f"ratio of the model to each baseline (paired bootstrap over users, {k = })", fontsize=10)
+        ax.legend(fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    return _save(fig, Path(path))
+
+
+def plot_per_type(evaluation: BundleEvaluation, path: str | Path) -> Path:
+    """HR@K per entity type and method (K the headline cut-off), with intervals."""
+    k = evaluation.settings.headline_k
+    metric = f"HR@{k}"
+    types = evaluation.types
+    labels = types[0].labels
+    fig = _figure(max(7.0, 2.2 * len(types) + 3), 4.2)
+    ax = fig.add_subplot()
+    x = np.arange(len(types))
+    width = 0.8 / len(labels)
+    for j, label in enumerate(labels):
+        values, err = _errors([t.means.get(label, {}).get(metric) for t in types])
+        bars = ax.bar(x + (j - (len(labels) - 1) / 2) * width, values, width, yerr=err, capsize=2, label=label)
+        _label(ax, bars, values, err, "%.3f")
+    ax.set_xticks(x, [f"{t.entity_type}\n({t.n_users} users)" for t in types])
+    ax.set_xlabel("entity type of the next item")
+    ax.set_ylabel(f"{metric} ({round(evaluation.settings.level * 100)}% CI)")
+    ax.set_title(f"next item per entity type, {types[0].stage} split, full ranking", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, Path(path))
+
+
+def plot_cold_start(evaluation: BundleEvaluation, path: str | Path) -> Path:
+    """HR@K and NDCG@K against the history length shown (cut to the last n items, then all of it)."""
+    k = evaluation.settings.headline_k
+    types = [t for t in evaluation.types if t.cold_start]
+    fig = _figure(11.0, 3.8 * max(1, len(types)))
+    for row, t in enumerate(types):
+        points = list(t.cold_start)
+        ticks = [p if p != "all" else f"all\n(median {t.history.get('median', 0):g})" for p in points]
+        for col, metric in enumerate((f"HR@{k}", f"NDCG@{k}")):
+            ax = fig.add_subplot(max(1, len(types)), 2, 2 * row + col + 1)
+            methods = list(t.cold_start[points[0]])
+            for label in methods:
+                ax.plot(range(len(points)), [t.cold_start[p][label][metric] for p in points], marker="o", label=label)
+            ax.set_xticks(range(len(points)), ticks)
+            ax.set_xlabel("history items shown (the most recent ones)")
+            ax.set_ylabel(metric)
+            ax.set_ylim(bottom=0)
+            ax.set_title(f"next {t.entity_type}: short histories, {t.n_users} users", fontsize=10)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+    return _save(fig, Path(path))
+
+
+def plot_loss(evaluation: BundleEvaluation, path: str | Path) -> Path | None:
+    """The bundle's training loss plot (copied), else its stage-2 fit losses replotted; ``None`` without either."""
+    path = Path(path)
+    source = evaluation.training.get("loss_png")
+    if source and Path(source).exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, path)
+        return path
+    losses = evaluation.training.get("stage2_fit_losses")
+    if not losses:
+        return None
+    fig = _figure(7.0, 3.6)
+    ax = fig.add_subplot()
+    ax.plot(range(len(losses)), losses, label="stage 2 output fit")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss")
+    ax.set_title("training loss recorded in the bundle", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def write_plots(evaluation: BundleEvaluation, out: str | Path) -> dict[str, Path]:
+    """Every plot that applies, in ``out``: name -> path (``metrics``, ``per_type`` with several types,
+    ``cold_start`` when measured, ``loss`` when the bundle has one)."""
+    out = Path(out)
+    plots = {"metrics": plot_metrics(evaluation, out / "metrics.png")}
+    if len(evaluation.types) > 1:
+        plots["per_type"] = plot_per_type(evaluation, out / "per_type.png")
+    if any(t.cold_start for t in evaluation.types):
+        plots["cold_start"] = plot_cold_start(evaluation, out / "cold_start.png")
+    loss = plot_loss(evaluation, out / "loss.png")
+    if loss is not None:
+        plots["loss"] = loss
+    return plots
+
