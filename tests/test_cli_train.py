@@ -38,6 +38,34 @@ def test_train_verify_export(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "vocab.json does not match its checksum" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+def test_train_with_a_langchain_teacher_keeps_checked_labels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--teacher module:factory``: the model writes stage 3's labels, the checker filters them."""
+    (tmp_path / "fake_teacher.py").write_text(
+        "from langchain_core.language_models.fake_chat_models import FakeListChatModel\n\n"
+        "def make():\n"
+        "    return FakeListChatModel(responses=['A lovely pick.', 'Cyberpunk and romance from the 1990s.'])\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    db = str(tmp_path / "sample.db")
+    build_sample_catalog(db).close()
+    assert main(["sids", "build", "--db", db, "--levels", "2", "--codes", "2", "--no-progress"]) == 0
+    capsys.readouterr()
+    bundle = tmp_path / "bundle"
+    assert main(["train", "--db", db, "--out", str(bundle), "--layers", "1", "--max-steps", "1",
+                 "--max-minutes", "1", "--batch-size", "4", "--no-probes", "--tasks", "explain,profile",
+                 "--teacher", "fake_teacher:make"]) == 0
+    teacher = json.loads(capsys.readouterr().out)["teacher"]
+    # neither answer is a true label with a claim: every one is replaced by the template's
+    assert teacher["name"] == "fake_teacher:make" and teacher["model_calls"] >= 2
+    assert teacher["labels_kept"] == 0 and teacher["labels_replaced"] > 0
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["training"]["teacher"] == "fake_teacher:make"
+    assert (tmp_path / "bundle.work" / "teacher.db").exists()
+
+
 def test_train_rejects_bad_replay_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["train", "--db", "x.db", "--out", str(tmp_path / "b"), "--replay-weights", "text_to_sid=lots"])

@@ -306,6 +306,32 @@ def test_langchain_teacher_caches_labels(
     rebuilt.close()
 
 
+def test_langchain_teacher_keeps_only_labels_the_checker_passes(
+    sample_catalog: Catalog, prompts: PromptSet
+) -> None:
+    from neo_sdk.evaluation import GroundednessChecker
+
+    facts = CatalogFacts(sample_catalog, prompts, leave_one_out(sample_catalog).train)
+    model = _fake_model([
+        "Like Emma, Persuasion is a romance by Jane Austen.",  # every claim true: kept
+        "Persuasion is a science fiction novel by Frank Herbert.",  # wrong genre, wrong author: replaced
+        "A lovely pick for a quiet evening.",  # no checkable claim: replaced
+    ])
+    teacher = LangChainTeacher(model, name="fake", check=GroundednessChecker(facts))
+    rng = random.Random(0)
+    kept = teacher.explain(facts, ["book:emma"], "book:persuasion", rng)
+    assert kept == "Like [[item:book:emma]], [[item:book:persuasion]] is a romance by Jane Austen."
+    template = TemplateTeacher().explain(facts, ["book:dune"], "book:persuasion", random.Random(1))
+    replaced = teacher.explain(facts, ["book:dune"], "book:persuasion", random.Random(1))
+    assert replaced == template and "Herbert" not in replaced
+    vague = teacher.profile(facts, ["book:emma", "book:persuasion"], random.Random(2))
+    assert vague == TemplateTeacher().profile(facts, ["book:emma", "book:persuasion"], random.Random(2))
+    assert (teacher.calls, teacher.kept, teacher.replaced) == (3, 1, 2)
+    checked = GroundednessChecker(facts).check_profile(vague, ["book:emma", "book:persuasion"])
+    assert checked.checkable and not checked.false  # the template's label is true by construction
+    teacher.close()
+
+
 def test_langchain_teacher_from_a_factory_spec(
     sample_catalog: Catalog, prompts: PromptSet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

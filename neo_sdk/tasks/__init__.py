@@ -30,7 +30,7 @@ from neo_sdk.tasks._instruction import (
     InstructionConfig,
     build_instruction_examples,
 )
-from neo_sdk.tasks._teachers import LangChainTeacher, Teacher, TemplateTeacher
+from neo_sdk.tasks._teachers import LabelCheck, LangChainTeacher, Teacher, TemplateTeacher
 
 __all__ = [
     "ALIGNMENT_TASKS",
@@ -43,6 +43,7 @@ __all__ = [
     "Example",
     "ExplanationGrounds",
     "InstructionConfig",
+    "LabelCheck",
     "LangChainTeacher",
     "ProfileGrounds",
     "Teacher",

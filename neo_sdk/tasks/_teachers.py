@@ -7,6 +7,9 @@
   ``"module:factory"``), giving it the grounded template label as its facts, and swaps item titles
   in the answer for item markers. Answers are cached in SQLite, keyed by a hash of the model name
   and the prompt, so rebuilding the examples never calls the model twice for the same prompt.
+  With a ``check`` (a :class:`LabelCheck`, e.g. ``neo_sdk.evaluation.GroundednessChecker``) a
+  label is kept only when it makes at least one checkable claim and every claim is true; any
+  other label is replaced by the template's, which is true by construction.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import importlib
 import random
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -32,6 +35,24 @@ from neo_sdk.tasks._grounds import (
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
+
+
+class _Checked(Protocol):
+    @property
+    def checkable(self) -> int: ...
+
+    @property
+    def false(self) -> Sequence[Any]: ...
+
+
+class LabelCheck(Protocol):
+    """Checks the claims of a label against the catalog (``GroundednessChecker`` is one)."""
+
+    def check_explanation(
+        self, text: str, item: str, *, focus: str | None = None, history: Sequence[str] = ()
+    ) -> _Checked: ...
+
+    def check_profile(self, text: str, history: Sequence[str]) -> _Checked: ...
 
 
 @runtime_checkable
@@ -158,13 +179,17 @@ class LangChainTeacher:
         cache: SQLite file for the labels (table ``teacher_labels``); ``None``: in memory only.
         name: the model's name in the cache key (default: the factory spec or the class name).
             Change it when you change the model behind the same factory.
+        check: keeps a label only when it has a checkable claim and every claim is true; the
+            template's label replaces any other (``None``: every label is kept).
 
     Attributes:
         calls: how many times the model was actually called (cache misses).
+        kept, replaced: labels the check kept, and labels it replaced by the template's.
     """
 
     def __init__(
-        self, model: BaseChatModel | str, *, cache: str | Path | None = None, name: str | None = None
+        self, model: BaseChatModel | str, *, cache: str | Path | None = None, name: str | None = None,
+        check: LabelCheck | None = None,
     ) -> None:
         from langchain_core.language_models import BaseChatModel
 
@@ -179,6 +204,8 @@ class LangChainTeacher:
         self.model = model
         self.name = name or type(model).__name__
         self.calls = 0
+        self.check = check
+        self.kept = self.replaced = 0
         self._grounding = TemplateTeacher()
         self._db = sqlite3.connect(str(cache) if cache is not None else ":memory:")
         if cache is not None:
@@ -201,7 +228,9 @@ class LangChainTeacher:
             "llm_explain", history="; ".join(facts.label(h) for h in shown),
             target=facts.label(target), facts=_titled(facts, grounded),
         )
-        return _markered(facts, self.ask(facts, prompt), [*shown, target])
+        label = _markered(facts, self.ask(facts, prompt), [*shown, target])
+        return self._checked(label, lambda c: c.check_explanation(label, target, history=list(history)),
+                             lambda: self._grounding.explain(facts, history, target, rng))
 
     def profile(self, facts: CatalogFacts, history: Sequence[str], rng: random.Random) -> str:
         grounded = _titled(facts, _facts_of(profile_grounds(facts, history).line(facts)))
@@ -209,14 +238,29 @@ class LangChainTeacher:
         prompt = facts.prompts.render_teacher(
             "llm_profile", history="; ".join(facts.label(h) for h in shown), facts=grounded
         )
-        return _markered(facts, self.ask(facts, prompt), shown)
+        label = _markered(facts, self.ask(facts, prompt), shown)
+        return self._checked(label, lambda c: c.check_profile(label, list(history)),
+                             lambda: self._grounding.profile(facts, history, rng))
 
     def similar(self, facts: CatalogFacts, anchor: str, item: str, rng: random.Random) -> str:
         grounded = self._grounding.similar(facts, anchor, item, rng)
         prompt = facts.prompts.render_teacher(
             "llm_similar", item=facts.label(anchor), similar=facts.label(item), facts=grounded
         )
-        return _markered(facts, self.ask(facts, prompt), [anchor, item])
+        label = _markered(facts, self.ask(facts, prompt), [anchor, item])
+        return self._checked(label, lambda c: c.check_explanation(label, item, focus=anchor),
+                             lambda: grounded)
+
+    def _checked(self, label: str, claims: Callable[[LabelCheck], _Checked], template: Callable[[], str]) -> str:
+        """``label`` when there is no check or it passes, else the template's label."""
+        if self.check is None:
+            return label
+        found = claims(self.check)
+        if found.checkable and not found.false:
+            self.kept += 1
+            return label
+        self.replaced += 1
+        return template()
 
     def ask(self, facts: CatalogFacts, prompt: str) -> str:
         """The model's one-line answer to ``prompt`` (from the cache when asked before)."""

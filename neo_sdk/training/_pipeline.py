@@ -18,18 +18,20 @@ from typing import Any, Literal
 import torch
 
 from neo_sdk._names import ALIGNMENT_TASKS, TASKS, Task
-from neo_sdk.catalog import Catalog, leave_one_out
+from neo_sdk.catalog import Catalog, Split, leave_one_out
 from neo_sdk.decoding import build_decoder
 from neo_sdk.encoding import ExampleEncoder
 from neo_sdk.errors import ConfigError
 from neo_sdk.model import DEFAULT_BASE, load_base_model, resolve_base
-from neo_sdk.prompts import default_prompts_dir, load_prompts
+from neo_sdk.prompts import PromptSet, default_prompts_dir, load_prompts
 from neo_sdk.sids import SIDTable
 from neo_sdk.tasks import (
     GROUNDS_VERSION,
     MAX_HISTORY,
     CatalogFacts,
     InstructionConfig,
+    LangChainTeacher,
+    Teacher,
     build_alignment_examples,
     build_instruction_examples,
 )
@@ -120,6 +122,11 @@ class TrainSettings:
     probe_users: int = field(default=200, metadata={"help": "users sampled for the next-item probe"})
     probe_items: int = field(default=200, metadata={
         "help": "items sampled for the text -> SID and SID -> type probes"})
+    teacher: str | None = field(default=None, metadata={
+        "help": "a LangChain chat model, 'module:factory', that writes stage 3's explanations and profiles"
+                " (answers cached in OUT.work/teacher.db); a label is kept only when the groundedness"
+                " checker finds a claim and every claim true, else the catalog-facts template's is used",
+        "metavar": "MODULE:FACTORY"})
     seed: int = field(default=0, metadata={"help": "seed of every random choice"})
 
     def __post_init__(self) -> None:
@@ -241,6 +248,16 @@ def balanced_sample(examples: list[Any], n: int, rng: random.Random, *, key: Any
     return out
 
 
+def _teacher(spec: str | None, catalog: Catalog, split: Split, prompts: PromptSet, work: Path) -> Teacher | None:
+    """The stage-3 teacher ``--teacher`` names, its labels checked against the training facts."""
+    if spec is None:
+        return None
+    from neo_sdk.retrieval import GroundednessChecker
+
+    checker = GroundednessChecker(CatalogFacts(catalog, prompts, split.train))
+    return LangChainTeacher(spec, cache=work / "teacher.db", check=checker)
+
+
 def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: bool = False,
           probes: bool = True) -> dict[str, Any]:
     """Train a bundle from a catalog with SIDs. Returns the metrics written to the manifest.
@@ -293,10 +310,17 @@ def train(db: str | Path, out: str | Path, settings: TrainSettings, *, resume: b
     encoded: list[Any] = []
     if run_instruct:
         assert split is not None
+        teacher = _teacher(settings.teacher, catalog, split, prompts, work)
         examples = build_instruction_examples(
             catalog, split, prompts, seed=settings.seed, tasks=settings.instruction_tasks,
-            max_history=settings.max_history, cuts_per_user=settings.cuts_per_user,
+            max_history=settings.max_history, cuts_per_user=settings.cuts_per_user, teacher=teacher,
         )
+        if isinstance(teacher, LangChainTeacher):
+            metrics["teacher"] = {"name": teacher.name, "model_calls": teacher.calls,
+                                  "labels_kept": teacher.kept, "labels_replaced": teacher.replaced}
+            log.info("teacher %s: %d labels kept, %d replaced by the template's (a claim false or none)",
+                     teacher.name, teacher.kept, teacher.replaced)
+            teacher.close()
         # Replay stage 2 so the adapters keep it: without replay a GPU run never learned SID -> type.
         # Two and four times the SID -> type examples took it from 0.80 to 0.97 and 0.987; three
         # times the text -> SID examples did not keep text -> SID, which the adapters erase
