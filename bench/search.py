@@ -17,7 +17,9 @@ dropped from their answers (the runtime excludes them the same way).
 
 Prints a table (hit@10 / P@10 per family, p50 seconds per request), the ratio of neo's personalised
 hit@10 to popularity-among-matching, the model rows' invalid-item and wrong-type rates, and writes
-JSON (``--json``) and a bar chart (``--png``).
+JSON (``--json``) and a bar chart (``--png``). The measurement is the library's
+(``neo_sdk.evaluation``: ``search_setup``, ``retriever_rows``, ``runtime_row``, ``search_summary``,
+``plot_search``), the same code ``neo eval --search N`` runs.
 
 Usage: python bench/search.py --db CATALOG [--bundle DIR] [--n 200] [--seed 0] [--k 10]
        [--type movie] [--json OUT] [--png OUT] [--threads N]
@@ -32,179 +34,29 @@ import platform
 import shlex
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from tqdm.auto import tqdm
-
 from neo_sdk.catalog import Catalog, leave_one_out
 from neo_sdk.evaluation import (
-    BM25Retriever,
-    DenseRetriever,
-    SearchQuery,
-    popularity_among_matching,
-    query_builder,
-    query_score,
+    SearchRow,
+    neo_search,
+    plot_search,
+    popularity_row,
     resolve_entity_type,
+    retriever_rows,
+    runtime_row,
+    search_setup,
+    search_summary,
     unique_share,
 )
-from neo_sdk.retrieval import HybridRetriever
 
-# table columns: (key, family of the queries, anonymous, label)
-COLUMNS = (
-    ("navigational", "navigational", False, "nav hit@{k}"),
-    ("descriptive", "descriptive", False, "desc hit@{k}"),
-    ("attribute", "attribute", False, "attr P@{k}"),
-    ("personalised", "personalised", False, "pers hit@{k}"),
-    ("personalised_no_history", "personalised", True, "pers-no-history hit@{k}"),
-)
-
-
-@dataclass
-class Row:
-    """One method's results: per column the per-query scores, and per request the latency."""
-
-    method: str
-    scores: dict[str, list[float]] = field(default_factory=dict)
-    latency_s: list[float] = field(default_factory=list)
-    returned: int = 0
-    invalid: int = 0
-    wrong_type: int = 0
-    seen: int = 0
-    errors: list[str] = field(default_factory=list)
-    reasons: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    runtime_ms: list[float] = field(default_factory=list)
-
-    def mean(self, column: str) -> float | None:
-        values = self.scores.get(column)
-        return sum(values) / len(values) if values else None
-
-    def to_dict(self) -> dict[str, Any]:
-        lat = percentiles(self.latency_s)
-        out: dict[str, Any] = {
-            "method": self.method,
-            "metrics": {c: self.mean(c) for c in self.scores},
-            "n": {c: len(v) for c, v in self.scores.items()},
-            "latency_p50_s": lat["p50"], "latency_p90_s": lat["p90"],
-            "per_query": self.scores,
-        }
-        if self.returned or self.errors or self.runtime_ms:
-            out.update({
-                "returned": self.returned,
-                "invalid_rate": self.invalid / self.returned if self.returned else 0.0,
-                "wrong_type_rate": self.wrong_type / self.returned if self.returned else 0.0,
-                "seen_rate": self.seen / self.returned if self.returned else 0.0,
-                "errors": len(self.errors), "error_examples": self.errors[:5],
-                "runtime_total_ms": percentiles(self.runtime_ms), "reasons_examples": self.reasons,
-            })
-        return out
-
-
-def percentiles(values: Sequence[float], qs: Sequence[float] = (50, 90)) -> dict[str, float]:
-    """``{"p50": ..., "p90": ...}`` of the values (NaN when there are none)."""
-    import numpy as np
-
-    arr = np.asarray(values, dtype=np.float64)
-    return {f"p{q:g}": (float(np.percentile(arr, q)) if arr.size else float("nan")) for q in qs}
-
-
-SearchFn = Callable[[SearchQuery, int, bool], list[str]]
-
-
-def run_method(method: str, search: SearchFn, queries: dict[str, list[SearchQuery]], k: int,
-               columns: Sequence[str] | None = None, row: Row | None = None) -> Row:
-    """Ask every query of the chosen columns; score each answer (:func:`query_score`)."""
-    row = row or Row(method)
-    for key, family, anonymous, _ in COLUMNS:
-        if columns is not None and key not in columns:
-            continue
-        scores = row.scores.setdefault(key, [])
-        for query in tqdm(queries[family], desc=f"{method} · {key}", unit="query", leave=False):
-            started = time.perf_counter()
-            ranked = search(query, k, anonymous)
-            row.latency_s.append(time.perf_counter() - started)
-            scores.append(query_score(query, ranked, k))
-    return row
-
-
-def retriever_search(retriever: Any) -> SearchFn:
-    """A retriever as a search function; on personalised queries with a known history the seen
-    items are dropped from the answer (retrieved deeper, so ``k`` items remain)."""
-
-    def search(query: SearchQuery, k: int, anonymous: bool) -> list[str]:
-        seen = set() if anonymous else set(query.history)
-        ranked = retriever.search(query.text, k + len(seen))
-        return [i for i in ranked if i not in seen][:k]
-
-    return search
-
-
-class PrecomputedDense:
-    """A :class:`DenseRetriever` whose query embeddings are encoded once, in batches, up front
-    (the same ranking: cosine, ties in catalog order); unknown queries are encoded on the fly."""
-
-    name = "dense-minilm"
-
-    def __init__(self, dense: DenseRetriever, texts: Sequence[str], batch: int = 64) -> None:
-        import numpy as np
-
-        self.dense = dense
-        unique = list(dict.fromkeys(texts))
-        started = time.perf_counter()
-        vectors = [np.asarray(dense.embedder.encode(unique[i:i + batch]), dtype=np.float32)
-                   for i in tqdm(range(0, len(unique), batch), desc="embed queries", unit="batch", leave=False)]
-        matrix = np.concatenate(vectors) if vectors else np.zeros((0, dense.vectors.shape[1]), np.float32)
-        matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
-        self.queries = dict(zip(unique, matrix, strict=True))
-        self.encode_s = (time.perf_counter() - started) / max(len(unique), 1)  # amortised, per query
-
-    def search(self, query: str, k: int) -> list[str]:
-        import numpy as np
-
-        q = self.queries.get(query)
-        if q is None:
-            return self.dense.search(query, k)
-        scores = (self.dense.vectors @ q).astype(np.float64)
-        order = np.lexsort((np.arange(len(scores)), -scores))[:k]
-        return [self.dense.index.ids[i] for i in order]
-
-
-def neo_search(neo: Any, row: Row, entity_type: str, known: set[str]) -> SearchFn:
-    """The runtime contract: an in-memory session (with the query's history, or none), ``ask``
-    with ``task="search"``; checks every returned item (exists, has the type, not seen)."""
-
-    def search(query: SearchQuery, k: int, anonymous: bool) -> list[str]:
-        history = None if anonymous or not query.history else list(query.history)
-        try:
-            session = neo.session(user=None, history=history, persist=False)
-            answer = session.ask(query.text, task="search", format="ids", k=k)
-        except Exception as exc:
-            row.errors.append(f"{query.family}{' (no history)' if anonymous else ''}: {query.text!r}: "
-                              f"{type(exc).__name__}: {exc}")
-            return []
-        items = [i for i in answer.items if getattr(i, "role", "answer") == "answer"]
-        row.returned += len(items)
-        row.invalid += sum(i.id not in known for i in items)
-        row.wrong_type += sum(i.type != entity_type for i in items)
-        row.seen += sum(i.id in set(history or ()) for i in items)
-        if "total_ms" in answer.timings:
-            row.runtime_ms.append(float(answer.timings["total_ms"]))
-        key = query.family + ("_no_history" if anonymous else "")
-        examples = row.reasons.setdefault(key, [])
-        if len(examples) < 3:
-            request = answer.request
-            examples.append({"query": query.text, "reasons": list(request.reasons),
-                             "year_min": getattr(request, "year_min", None),
-                             "year_max": getattr(request, "year_max", None),
-                             "items": [i.id for i in items][:5]})
-        return [i.id for i in items]
-
-    return search
+Row = SearchRow  # the names tests/test_search_queries.py reads from this script
+__all__ = ["Row", "main", "neo_search"]
 
 
 def load_neo(bundle: Path, db: Path, *, model_alone: bool) -> tuple[Any | None, str]:
@@ -226,50 +78,33 @@ def load_neo(bundle: Path, db: Path, *, model_alone: bool) -> tuple[Any | None, 
         return None, f"Neo.load failed: {type(exc).__name__}: {exc}"
 
 
-def print_table(rows: list[Row], k: int) -> str:
-    labels = [label.format(k=k) for *_, label in COLUMNS]
-    lines = ["| method | " + " | ".join(labels) + " | p50 s |",
-             "|---|" + "---|" * (len(labels) + 1)]
-    for row in rows:
-        cells = []
-        for key, *_ in COLUMNS:
-            value = row.mean(key)
-            cells.append("–" if value is None else f"{value:.3f}")
-        p50 = percentiles(row.latency_s)["p50"]
-        lines.append(f"| {row.method} | " + " | ".join(cells) + f" | {p50:.4f} |")
-    table = "\n".join(lines)
-    print(table)
-    return table
+def model_rows(bundle: Path, db: Path, setup: Any, k: int) -> tuple[list[SearchRow], list[str]]:
+    """The neo and model-alone rows, one runtime loaded at a time; notes for the ones skipped."""
+    rows, notes = [], []
+    for label, alone in (("neo", False), ("model alone", True)):
+        neo, why = load_neo(bundle, db, model_alone=alone)
+        if neo is None:
+            notes.append(f"{label}: skipped: {why}")
+            print(f"  {label}: skipped: {why}", flush=True)
+            continue
+        try:
+            rows.append(runtime_row(label, neo, setup, k))
+        finally:
+            neo.close()
+        print(f"  {label}: done ({len(rows[-1].errors)} failed requests)", flush=True)
+    return rows, notes
 
 
-def save_png(rows: list[Row], path: Path, k: int, title: str) -> Path:
-    """Grouped bars: one group per measure (family), one bar per method."""
-    import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    labels = [label.format(k=k) for *_, label in COLUMNS]
-    fig = Figure(figsize=(10, 4.8), dpi=120)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    width = 0.8 / max(len(rows), 1)
-    x = np.arange(len(COLUMNS))
-    for j, row in enumerate(rows):
-        values = [row.mean(key) for key, *_ in COLUMNS]
-        heights = [v if v is not None else 0.0 for v in values]
-        bars = ax.bar(x + (j - (len(rows) - 1) / 2) * width, heights, width, label=row.method)
-        ax.bar_label(bars, labels=["" if v is None else f"{v:.2f}" for v in values], fontsize=6, padding=1)
-    ax.set_xticks(x, labels, fontsize=8)
-    ax.set_xlabel("query family (measure)")
-    ax.set_ylabel("score (hit@k or precision@k)")
-    ax.set_ylim(0, 1.25)
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, ncols=min(len(rows), 3), loc="upper right")
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
-    return path
+def print_runtime(method: str, result: dict[str, Any]) -> None:
+    row, k = result["rows"][method], result["k"]
+    ratio = result["neo_personalised_over_popularity"][method]
+    p50, p90 = row["latency_p50_s"], row["latency_p90_s"]
+    print(f"{method}: pers hit@{k} / popularity-among-matching = {'–' if ratio is None else f'{ratio:.2f}'}x; "
+          f"invalid {row.get('invalid_rate', 0.0):.4f}, wrong type {row.get('wrong_type_rate', 0.0):.4f}, "
+          f"seen {row.get('seen_rate', 0.0):.4f} of {row.get('returned', 0)} items; failed requests "
+          f"{row.get('errors', 0)}; latency p50 {p50 or float('nan'):.3f}s p90 {p90 or float('nan'):.3f}s")
+    for error in row.get("error_examples", [])[:3]:
+        print(f"   error: {error}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -287,9 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if not args.db.exists():
         parser.error(f"no catalog at {args.db}")
-    model_rows = "neo, model alone" if args.bundle else "no model rows (pass --bundle DIR)"
+    runtimes = "neo, model alone" if args.bundle else "no model rows (pass --bundle DIR)"
     print(f"search bench: 4 query families x {args.n} (seed {args.seed}) on {args.db}; methods: bm25, "
-          f"dense-minilm, hybrid, popularity-among-matching (personalised); {model_rows}", flush=True)
+          f"dense-minilm, hybrid, popularity-among-matching (personalised); {runtimes}", flush=True)
     if args.threads:
         import torch
 
@@ -298,75 +133,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     catalog = Catalog(args.db)
     entity_type = resolve_entity_type(catalog, args.type)
     split = leave_one_out(catalog, entity_type=entity_type)
-    builder = query_builder(catalog, split, seed=args.seed, entity_type=entity_type)
-    queries = {
-        "navigational": builder.navigational(args.n),
-        "descriptive": builder.descriptive(args.n),
-        "attribute": builder.attribute(args.n),
-        "personalised": builder.personalised(split.valid, split.valid_history or split.train, args.n),
-    }
-    known = set(catalog.item_ids())
-    print(f"{entity_type}: {len(builder.ids)} items, {len(split.valid)} users with a validation item; queries: "
-          + ", ".join(f"{f} {len(q)}" for f, q in queries.items())
-          + f"; descriptive with one answer: {unique_share(queries['descriptive']):.3f}", flush=True)
-    for family, qs in queries.items():
-        examples = " | ".join(repr(q.text) for q in qs[:3]) or "(none: too few items match)"
+    setup = search_setup(catalog, split, n=args.n, seed=args.seed, entity_type=entity_type)
+    descriptive = unique_share(setup.queries["descriptive"])
+    print(f"{entity_type}: {len(setup.builder.ids)} items, {len(split.valid)} users with a validation item; queries: "
+          + ", ".join(f"{f} {len(q)}" for f, q in setup.queries.items())
+          + f"; descriptive with one answer: {descriptive:.3f}", flush=True)
+    for family, qs in setup.queries.items():
+        examples = " | ".join(repr(q.text) for q in qs[:3]) or f"(none: {setup.skipped[family]})"
         print(f"  e.g. {family}: {examples}")
 
-    rows: list[Row] = []
-    bm25 = BM25Retriever.from_catalog(catalog, entity_type)
-    print("embedding item texts for the dense retriever...", flush=True)
-    dense = PrecomputedDense(DenseRetriever.from_catalog(catalog, entity_type, progress=True),
-                             [q.text for qs in queries.values() for q in qs])
-    print(f"dense query embeddings encoded up front in batches: {1000 * dense.encode_s:.1f} ms/query amortised"
+    rows, encode_s = retriever_rows(catalog, setup, args.k, log=lambda line: print(line, flush=True))
+    print(f"dense query embeddings encoded up front in batches: {1000 * encode_s:.1f} ms/query amortised"
           " (not in the dense p50)", flush=True)
-    hybrid = HybridRetriever.from_catalog(catalog, entity_type)  # the runtime's candidates: BM25 + dense, RRF
-    for name, retriever in (("bm25", bm25), ("dense-minilm", dense), ("hybrid", hybrid)):
-        rows.append(run_method(name, retriever_search(retriever), queries, args.k))
-        print(f"  {name}: done", flush=True)
-    popularity = builder.facts.counts
-    rows.append(run_method(
-        "popularity-among-matching",
-        lambda q, k, anonymous: popularity_among_matching(q, popularity, k, exclude_seen=not anonymous),
-        queries, args.k, columns=("personalised", "personalised_no_history")))
-
+    rows.append(popularity_row(setup, args.k))
     notes: list[str] = []
     if args.bundle is not None:
-        for label, alone in (("neo", False), ("model alone", True)):
-            neo, why = load_neo(args.bundle, args.db, model_alone=alone)
-            if neo is None:
-                notes.append(f"{label}: skipped: {why}")
-                print(f"  {label}: skipped: {why}", flush=True)
-                continue
-            row = Row(label)
-            try:
-                run_method(label, neo_search(neo, row, entity_type, known), queries, args.k, row=row)
-            finally:
-                neo.close()
-            rows.append(row)
-            print(f"  {label}: done ({len(row.errors)} failed requests)", flush=True)
+        runtime, notes = model_rows(args.bundle, args.db, setup, args.k)
+        rows += runtime
+    result = search_summary(setup, rows, args.k, runtimes=[r.method for r in rows if r.method in ("neo", "model alone")],
+                            dense_encode_s=encode_s)
 
     total = time.perf_counter() - started
     command = "python " + " ".join(shlex.quote(a) for a in (sys.argv if argv is None else ["bench/search.py", *argv]))
     machine = f"{platform.machine()}, {os.cpu_count()} CPU cores"
     print(f"\ncommand: {command}\nmachine: {machine}\ntotal: {total:.0f}s\n")
-    table = print_table(rows, args.k)
-    by_name = {row.method: row for row in rows}
-    pop = by_name["popularity-among-matching"].mean("personalised")
-    ratios: dict[str, float | None] = {}
-    for row in rows:
-        if row.method in ("neo", "model alone"):
-            mine = row.mean("personalised")
-            ratios[row.method] = mine / pop if mine is not None and pop else None
-            d = row.to_dict()
-            lat = percentiles(row.latency_s)
-            print(f"{row.method}: pers hit@{args.k} / popularity-among-matching = "
-                  f"{'–' if ratios[row.method] is None else f'{ratios[row.method]:.2f}'}x; "
-                  f"invalid {d['invalid_rate']:.4f}, wrong type {d['wrong_type_rate']:.4f}, "
-                  f"seen {d['seen_rate']:.4f} of {row.returned} items; failed requests {len(row.errors)}; "
-                  f"latency p50 {lat['p50']:.3f}s p90 {lat['p90']:.3f}s")
-            for error in row.errors[:3]:
-                print(f"   error: {error}")
+    print(result["table"])
+    for method in result["runtimes"]:
+        print_runtime(method, result)
     if args.bundle is None:
         print("model rows: not run (no --bundle)")
     for note in notes:
@@ -376,19 +169,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({
             "command": command, "machine": machine, "seconds": round(total, 1), "catalog": str(args.db),
-            "bundle": str(args.bundle) if args.bundle else None, "entity_type": entity_type, "k": args.k,
-            "n": args.n, "seed": args.seed, "notes": notes, "table": table,
-            "dense_query_encode_ms_amortised": 1000 * dense.encode_s,
-            "descriptive_unique_share": unique_share(queries["descriptive"]),
-            "neo_personalised_over_popularity": ratios,
-            "rows": {row.method: row.to_dict() for row in rows},
-            "queries": {f: [q.to_dict() for q in qs] for f, qs in queries.items()},
+            "bundle": str(args.bundle) if args.bundle else None, "notes": notes, **result,
+            "queries": {f: [q.to_dict() for q in qs] for f, qs in setup.queries.items()},
         }, indent=1, ensure_ascii=False))
         print(f"wrote {args.json}")
     if args.png:
         title = (f"Search on {args.db.name} ({entity_type}): {args.n} queries per family, seed {args.seed}"
                  + ("" if args.bundle else ", retrievers only"))
-        print(f"wrote {save_png(rows, args.png, args.k, title)}")
+        print(f"wrote {plot_search(result, args.png, title)}")
     catalog.close()
     return 0
 

@@ -228,7 +228,7 @@ def test_ask_returns_catalog_items_of_the_requested_type(podcasts: dict[str, str
 @pytest.mark.slow
 def test_eval_prints_model_and_baselines(podcasts: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()
-    quick = ["--sasrec-minutes", "0.05", "--steer-prompts", "2", "--cold-start", "0", "--bootstrap", "100"]
+    quick = ["--sasrec-minutes", "0.05", "--steer-prompts", "2", "--cold-start", "0", "--bootstrap", "100", "--search", "0", "--explain", "0"]
     assert main(["eval", "--bundle", podcasts["bundle"], "--users", "12", "--split", "valid", "--json", *quick]) == 0
     result = json.loads(capsys.readouterr().out)
     by_type = result["next_item"]
@@ -245,9 +245,59 @@ def test_eval_prints_model_and_baselines(podcasts: dict[str, str], capsys: pytes
         assert comparison["validity"]["wrong_type_rate"] == 0.0
         assert all(r["config"]["entity_type"] == etype for r in comparison["per_seed"][0]["reports"])
     assert main(["eval", "--bundle", podcasts["bundle"], "--db", podcasts["db"], "--users", "6", "--type", "episode",
-                 "--no-sasrec", "--steer-prompts", "0", "--cold-start", "none"]) == 0
+                 "--no-sasrec", "--steer-prompts", "0", "--cold-start", "none", "--search", "0", "--explain", "0"]) == 0
     text = capsys.readouterr().out
     assert "next episode: test split, 6 users" in text and "neo (beam search)" in text
     assert "item-knn" in text and "/ popularity" in text
     assert main(["eval", "--bundle", podcasts["bundle"], "--type", "podcast"]) == 1
     assert "not an entity type of this catalog" in capsys.readouterr().err
+
+
+EVAL_QUICK = ["--users", "6", "--split", "valid", "--no-sasrec", "--steer-prompts", "0", "--cold-start", "none",
+              "--bootstrap", "50"]
+
+
+def _is_share(value: float | None) -> bool:
+    return value is None or 0.0 <= value <= 1.0
+
+
+@pytest.mark.slow
+def test_neo_eval_measures_search_and_explanations(podcasts: dict[str, str], tmp_path: Path,  
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    out = tmp_path / "eval"
+    assert main(["eval", "--bundle", podcasts["bundle"], *EVAL_QUICK, "--search", "5", "--explain", "3",
+                 "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "search: episode (200 items), up to 5 queries per family, k = 10" in text
+    assert "explanations: 3 users x 2 mixed answers, 3 profiles" in text
+    assert "  neo: pers hit@10 / popularity-among-matching" in text and "  mixed:" in text
+
+    data = json.loads((out / "report.json").read_text())
+    search = data["search"]
+    assert search["status"] == "measured" and search["entity_type"] == "episode" and search["n"] == 5
+    assert search["queries"]["navigational"] == 5
+    assert "personalised" in search["skipped"] and "no year" in search["skipped"]["personalised"]  # podcasts: no years
+    assert set(search["rows"]) == {"neo", "bm25", "dense-minilm", "hybrid", "popularity-among-matching"}
+    neo = search["rows"]["neo"]
+    for family, count in search["queries"].items():
+        if family != "personalised":
+            assert neo["n"][family] == count, family
+    assert neo["errors"] == 0 and neo["returned"] > 0
+    assert neo["invalid_rate"] == 0.0 and neo["wrong_type_rate"] == 0.0  # asked for the type measured
+    assert all(_is_share(v) for row in search["rows"].values() for v in row["metrics"].values())
+
+    explained = data["explanations"]
+    assert explained["status"] == "measured" and explained["users"] == 3
+    assert explained["mixed"]["answers"] == 6 and explained["profiles"]["answers"] == 3
+    for part in (explained["mixed"], explained["profiles"]):
+        assert all(_is_share(part[k]) for k in ("explained_by_model", "shown_claims_true", "raw_claims_true"))
+    assert data["plots"]["search"] == "search.png" and (out / "explanations.png").read_bytes()[:4] == b"\x89PNG"
+    md = (out / "report.md").read_text()
+    assert "## Search" in md and "| neo |" in md and "![search](search.png)" in md
+    assert "## Explanations" in md and "| explained_by_model |" in md
+
+    assert main(["eval", "--bundle", podcasts["bundle"], *EVAL_QUICK, "--search", "0", "--explain", "0", "--json"]) == 0
+    skipped = json.loads(capsys.readouterr().out)
+    assert skipped["search"]["summary"] == "not measured (--search 0)"
+    assert skipped["explanations"]["summary"] == "not measured (--explain 0)"

@@ -215,7 +215,8 @@ def test_neo_eval_end_to_end_on_a_books_catalog(trained_bundle: Path, tmp_path: 
 
     out = tmp_path / "eval"
     args = ["eval", "--bundle", str(trained_bundle), "--split", "test", "--users", "all", "--seeds", "0,1",
-            "--sasrec-minutes", "0.05", "--steer-prompts", "3", "--bootstrap", "200", "--out", str(out)]
+            "--sasrec-minutes", "0.05", "--steer-prompts", "3", "--bootstrap", "200", "--search", "0", "--explain", "0",
+            "--out", str(out)]
     assert main(args) == 0
     captured = capsys.readouterr()
     assert "plan:" in captured.err and "estimate" in captured.err  # said up front, on stderr

@@ -241,7 +241,7 @@ def test_model_rows_check_items_through_the_runtime_contract() -> None:
     assert search(q, 10, False) == ["m1", "ghost", "p1", "m0"]
     assert search(q, 10, True) == ["m1", "ghost", "p1", "m0"]
     assert asked[0][1] == ["m0"] and asked[1][1] is None  # anonymous: the history is hidden
-    assert asked[0][2] == {"task": "search", "format": "ids", "k": 10}
+    assert asked[0][2] == {"task": "search", "format": "ids", "k": 10, "entity_type": "movie"}  # the type measured
     d = row.to_dict()
     assert (row.returned, row.invalid, row.wrong_type, row.seen) == (8, 2, 2, 1)
     assert d["invalid_rate"] == 0.25 and d["reasons_examples"]["personalised"][0]["reasons"] == ["genre=Comedy"]

@@ -5,7 +5,10 @@ A thin wrapper over :func:`neo_sdk.evaluation.evaluate_bundle` and
 of the type, the model (constrained beam search, phrasings it was never trained on) next to
 popularity (seen items excluded and included), item-kNN and SASRec-CE fitted on the training
 histories only, all on the same users; ratios with paired bootstrap intervals, short histories,
-validity and steerability with the constraints off. Progress and a time estimate go to stderr.
+validity and steerability with the constraints off. Then the runtime (``Neo.load``) is loaded once for
+the search section (:func:`neo_sdk.evaluation.measure_search`, ``--search``) and the explanations
+section (:func:`neo_sdk.evaluation.measure_explanations`, ``--explain``), the same measurements as
+``bench/search.py`` and ``bench/explanations.py``. Progress and a time estimate go to stderr.
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -24,7 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                     " included), item-kNN and SASRec-CE trained on the training histories only, the same users"
                     " for all, full ranking, HR/NDCG at 5, 10 and 30, the model's ratio to each baseline with a"
                     " paired bootstrap interval, short histories (0, 1, 3 items), invalid and wrong-type rates,"
-                    " and steerability with the constraints off. --out writes report.md, report.json and plots.",
+                    " and steerability with the constraints off; then search (four query families through the"
+                    " runtime, next to BM25, dense, hybrid and popularity among the matching items) and"
+                    " explanations and profiles (claims checked against the catalog)."
+                    " --out writes report.md, report.json and plots.",
     )
     ev.add_argument("--bundle", required=True, help="bundle folder (neo train --out)")
     ev.add_argument("--db", help="catalog SQLite file (default: the one the bundle was trained on)")
@@ -47,6 +56,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                     help="history lengths of the short-history comparison (default 0,1,3; 'none' skips it)")
     ev.add_argument("--steer-prompts", type=int, default=30, metavar="N",
                     help="unconstrained answers per (type, format) for steerability (default 30; 0 skips it)")
+    ev.add_argument("--search", type=_count, default=50, metavar="N",
+                    help="search queries per family, asked through the runtime (default 50; 0 skips it)")
+    ev.add_argument("--explain", type=_count, default=20, metavar="N",
+                    help="users asked two mixed answers and a profile each (default 20; 0 skips it)")
     ev.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples (default 1000)")
     ev.add_argument("--batch-size", type=int, default=8, help="prompts per beam search (default 8)")
     ev.add_argument("--device", default="auto", help="where the model runs: auto (cuda when available), cpu, cuda")
@@ -81,6 +94,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number >= 0") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number >= 0")
+    return value
+
+
 def _ints(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(part) for part in text.split(",") if part.strip())
@@ -101,21 +124,9 @@ def _levels(text: str) -> tuple[int, ...]:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from neo_sdk.bundle import load_bundle, read_manifest
-    from neo_sdk.catalog import Catalog
+    from neo_sdk.bundle import read_manifest
     from neo_sdk.errors import BundleError
-    from neo_sdk.evaluation import (
-        BASELINES,
-        EvalSettings,
-        evaluate_bundle,
-        headline,
-        render_table,
-        report_data,
-        resolve_entity_types,
-        write_report,
-    )
+    from neo_sdk.evaluation import headline, render_table, report_data, write_report
 
     started = time.perf_counter()
 
@@ -125,6 +136,29 @@ def _eval(args: argparse.Namespace) -> int:
     db = Path(args.db) if args.db else Path(read_manifest(Path(args.bundle), verify=False)["catalog"])
     if not db.exists():
         raise BundleError(f"the catalog {db} does not exist; pass --db with the catalog the bundle was trained on")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    evaluation = _next_item(args, db, log)
+    sections = _sections(args, db, evaluation.types[0].entity_type, log)
+    files = write_report(evaluation, args.out, sections=sections) if args.out else {}
+    if args.json:
+        plots = {k: p for k, p in files.items() if p.suffix == ".png"}
+        print(json.dumps(report_data(evaluation, sections, plots), indent=1, sort_keys=True, default=str))
+    else:
+        print(headline(evaluation) if args.headline else render_table(evaluation, sections))
+    if files:
+        log(f"wrote {', '.join(str(p) for p in files.values())}")
+    return 0
+
+
+def _next_item(args: argparse.Namespace, db: Path, log: Callable[[str], None]) -> Any:
+    """The next-item measurements (:func:`neo_sdk.evaluation.evaluate_bundle`); the model is freed after."""
+    from neo_sdk.bundle import load_bundle
+    from neo_sdk.catalog import Catalog
+    from neo_sdk.evaluation import BASELINES, EvalSettings, evaluate_bundle, resolve_entity_types
+
     types = tuple(t.strip() for arg in args.types or () for t in arg.split(",") if t.strip())
     settings = EvalSettings(
         stage=args.split, sample_size=args.users, seeds=args.seeds, entity_types=types, family=args.family,
@@ -132,24 +166,46 @@ def _eval(args: argparse.Namespace) -> int:
         sasrec_minutes=args.sasrec_minutes, sasrec_epochs=args.sasrec_epochs, cold_start=args.cold_start, steer_prompts=args.steer_prompts,
         resamples=args.bootstrap, batch_size=args.batch_size,
     )
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     with Catalog(db) as catalog:
         resolve_entity_types(catalog, list(types) or None)  # an unknown type fails before the model loads
         log(f"loading {args.bundle} against {db}")
         contents = load_bundle(args.bundle, catalog=catalog)
         contents.model.to(_device(args.device))
-        evaluation = evaluate_bundle(contents, catalog, settings, log=log, progress=sys.stderr.isatty())
-    files = write_report(evaluation, args.out) if args.out else {}
-    if args.json:
-        print(json.dumps(report_data(evaluation, plots={k: p for k, p in files.items() if p.suffix == ".png"}), indent=1, sort_keys=True, default=str))
-    else:
-        print(headline(evaluation) if args.headline else render_table(evaluation))
-    if files:
-        log(f"wrote {', '.join(str(p) for p in files.values())}")
-    return 0
+        return evaluate_bundle(contents, catalog, settings, log=log, progress=sys.stderr.isatty())
+
+
+def _sections(args: argparse.Namespace, db: Path, entity_type: str, log: Callable[[str], None]) -> dict[str, Any]:
+    """The search and explanations sections, measured through one loaded runtime (or marked skipped)."""
+    from neo_sdk.catalog import leave_one_out
+    from neo_sdk.evaluation import (
+        explanations_section,
+        measure_explanations,
+        measure_search,
+        search_section,
+        skipped_section,
+    )
+    from neo_sdk.session import Neo
+
+    sections = {name: skipped_section(name, flag) for name, flag, n in
+                (("search", "--search", args.search), ("explanations", "--explain", args.explain)) if not n}
+    if len(sections) == 2:
+        return sections
+    log("loading the runtime (Neo.load) for the search and explanations sections")
+    progress = sys.stderr.isatty()
+    with Neo.load(args.bundle, catalog=str(db), sessions=":memory:", threads=args.threads) as neo:
+        if args.search:
+            log(f"search: up to {args.search} queries per family on {entity_type}, the runtime next to BM25,"
+                " dense, hybrid and popularity among the matching items")
+            split = leave_one_out(neo.catalog, entity_type=entity_type)
+            sections["search"] = search_section(measure_search(
+                neo.catalog, split, {"neo": neo}, n=args.search, seed=args.seeds[0], entity_type=entity_type,
+                progress=progress, log=log))
+        if args.explain:
+            log(f"explanations: {args.explain} users x 2 mixed answers and a profile each")
+            sections["explanations"] = explanations_section(measure_explanations(
+                neo, users=args.explain, profiles=args.explain, seed=args.seeds[0], progress=progress))
+            log(f"explanations: done in {sections['explanations']['seconds']} s")
+    return sections
 
 
 def _device(name: str) -> str:

@@ -50,7 +50,18 @@ from neo_sdk.evaluation._bundle import (
 )
 from neo_sdk.evaluation._bundle_eval import BundleEvaluation, EvalSettings, TypeEvaluation, evaluate_bundle
 from neo_sdk.evaluation._cold_start import cut_histories
-from neo_sdk.evaluation._eval_report import DEFAULT_SECTIONS, headline, render_table, report_data, write_report
+from neo_sdk.evaluation._eval_plots import plot_explanations, plot_search
+from neo_sdk.evaluation._eval_report import (
+    DEFAULT_SECTIONS,
+    explanations_section,
+    headline,
+    render_table,
+    report_data,
+    search_section,
+    skipped_section,
+    write_report,
+)
+from neo_sdk.evaluation._explain_bench import EXPLANATION_KEYS, explanation_summary, measure_explanations
 from neo_sdk.evaluation._metrics import (
     DEFAULT_KS,
     hit_rate,
@@ -72,6 +83,17 @@ from neo_sdk.evaluation._protocol import (
 )
 from neo_sdk.evaluation._report import results_header, results_row, results_table, save_metrics_png
 from neo_sdk.evaluation._search import BM25Retriever, DenseRetriever
+from neo_sdk.evaluation._search_bench import (
+    SearchRow,
+    SearchSetup,
+    measure_search,
+    neo_search,
+    popularity_row,
+    retriever_rows,
+    runtime_row,
+    search_setup,
+    search_summary,
+)
 from neo_sdk.evaluation._search_queries import (
     SEARCH_FAMILIES,
     Fact,
@@ -108,6 +130,7 @@ __all__ = [
     "DEFAULT_KS",
     "DEFAULT_SECTIONS",
     "DEV_SAMPLE_SIZE",
+    "EXPLANATION_KEYS",
     "SEARCH_FAMILIES",
     "BM25Retriever",
     "BundleEvaluation",
@@ -133,6 +156,8 @@ __all__ = [
     "SASRec",
     "SASRecConfig",
     "SearchQuery",
+    "SearchRow",
+    "SearchSetup",
     "SteerRow",
     "TypeEvaluation",
     "build_search_queries",
@@ -142,16 +167,24 @@ __all__ = [
     "evaluate_bundle",
     "evaluate_ranker",
     "evaluate_search",
+    "explanation_summary",
+    "explanations_section",
     "fit_baselines",
     "headline",
     "hit_at_k",
     "hit_rate",
     "invalid_count",
     "mean_ci",
+    "measure_explanations",
+    "measure_search",
     "measure_steerability",
     "ndcg",
+    "neo_search",
     "per_user",
+    "plot_explanations",
+    "plot_search",
     "popularity_among_matching",
+    "popularity_row",
     "precision_at_k",
     "query_builder",
     "query_score",
@@ -164,9 +197,15 @@ __all__ = [
     "results_header",
     "results_row",
     "results_table",
+    "retriever_rows",
+    "runtime_row",
     "sample_users",
     "save_metrics_png",
+    "search_section",
+    "search_setup",
+    "search_summary",
     "seed_spread",
+    "skipped_section",
     "summarize",
     "target_ranks",
     "unique_share",

@@ -1,4 +1,5 @@
-"""The plots of ``neo eval``'s report: metrics with intervals, ratios, per type, cold start, training loss.
+"""The plots of ``neo eval``'s report: metrics with intervals, ratios, per type, cold start, training loss,
+search and explanations (also drawn by ``bench/search.py`` and ``bench/explanations.py``).
 
 Drawn on matplotlib's Agg canvas directly (no ``pyplot``, no global backend switch), as
 :mod:`neo_sdk.evaluation._report` does. Error bars are the bootstrap intervals of the evaluation
@@ -8,7 +9,7 @@ Drawn on matplotlib's Agg canvas directly (no ``pyplot``, no global backend swit
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from neo_sdk.evaluation._bootstrap import Interval
 from neo_sdk.evaluation._bundle_eval import BundleEvaluation
+from neo_sdk.evaluation._search_bench import COLUMNS
 
 
 def _figure(width: float, height: float) -> Any:
@@ -179,3 +181,61 @@ def write_plots(evaluation: BundleEvaluation, out: str | Path) -> dict[str, Path
         plots["loss"] = loss
     return plots
 
+
+
+# ------------------------------------------------------------------ search and explanations
+def plot_search(result: Mapping[str, Any], path: str | Path, title: str | None = None) -> Path:
+    """Grouped bars from a :func:`~neo_sdk.evaluation.measure_search` result: one group per measure
+    (query family), one bar per method; a measure a method was not asked is left out."""
+    k = result["k"]
+    rows = list(result["rows"].values())
+    fig = _figure(10.0, 4.8)
+    ax = fig.add_subplot()
+    width = 0.8 / max(len(rows), 1)
+    x = np.arange(len(COLUMNS))
+    for j, row in enumerate(rows):
+        values = [row["metrics"].get(key) for key, *_ in COLUMNS]
+        bars = ax.bar(x + (j - (len(rows) - 1) / 2) * width, [v or 0.0 for v in values], width, label=row["method"])
+        ax.bar_label(bars, labels=["" if v is None else f"{v:.2f}" for v in values], fontsize=6, padding=1)
+    asked = result["queries"]
+    ax.set_xticks(x, [label.format(k=k) + ("" if asked.get(family) else "\n(no queries)")
+                      for _, family, _, label in COLUMNS], fontsize=8)
+    ax.set_xlabel("query family (measure)")
+    ax.set_ylabel("score (hit@k or precision@k)")
+    ax.set_ylim(0, 1.25)
+    ax.set_title(title or f"search ({result['entity_type']}): up to {result['n']} queries per family,"
+                 f" seed {result['seed']}", fontsize=10)
+    ax.legend(fontsize=8, ncols=min(len(rows), 3), loc="upper right")
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, Path(path))
+
+
+def plot_explanations(result: Mapping[str, Any], path: str | Path, title: str | None = None) -> Path:
+    """Bars from a :func:`~neo_sdk.evaluation.measure_explanations` result: the share written by the
+    model, of shown claims true and of the model's raw claims true, for mixed answers and profiles."""
+    labels = ["explained by\nthe model", "shown claims\ntrue", "raw model\nclaims true"]
+    fig = _figure(7.0, 4.0)
+    ax = fig.add_subplot()
+    width = 0.38
+    for n, (name, part) in enumerate((("mixed answers", result["mixed"]), ("profiles", result["profiles"]))):
+        values = [part.get(key) for key in ("explained_by_model", "shown_claims_true", "raw_claims_true")]
+        bars = ax.bar([x + n * width for x in range(3)], [v or 0.0 for v in values], width, label=name)
+        ax.bar_label(bars, labels=["n/a" if v is None else f"{v:.2f}" for v in values])  # n/a: no claim to check
+    ax.axhline(0.95, color="grey", linestyle=":", label="0.95 (claims goal)")
+    ax.set_xticks([x + width / 2 for x in range(3)], labels)
+    ax.set_ylabel("share")
+    ax.set_ylim(0, 1.3)
+    ax.set_title(title or f"explanations and profiles: {result['users']} users", fontsize=10)
+    ax.legend(loc="upper right", fontsize=8, ncols=3)
+    return _save(fig, Path(path))
+
+
+def write_section_plots(sections: Mapping[str, Mapping[str, Any]], out: str | Path) -> dict[str, Path]:
+    """The plots of the measured search and explanations sections, in ``out``: name -> path."""
+    out, plots = Path(out), {}
+    if sections.get("search", {}).get("status") == "measured":
+        plots["search"] = plot_search(sections["search"], out / "search.png")
+    explanations = sections.get("explanations", {})
+    if explanations.get("status") == "measured" and explanations.get("mixed"):
+        plots["explanations"] = plot_explanations(explanations, out / "explanations.png")
+    return plots

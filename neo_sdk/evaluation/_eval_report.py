@@ -1,9 +1,12 @@
 """``neo eval``'s report: the printed table, the headline rows, ``report.md`` and ``report.json``.
 
-Sections measured elsewhere (search, explanations) join the report through ``sections``: a mapping
-from a section name to a JSON-able dict. A section dict may carry ``summary`` (one line, printed)
-and ``markdown`` (a block for ``report.md``); everything in it goes to ``report.json``. A default
-section that is not passed reads "not measured" with the script that measures it.
+Sections measured beside the next-item harness (search, explanations) join the report through
+``sections``: a mapping from a section name to a JSON-able dict. A section dict may carry
+``summary`` (a few lines, printed) and ``markdown`` (a block for ``report.md``); everything in it
+goes to ``report.json``. :func:`search_section` and :func:`explanations_section` turn the results
+of :func:`~neo_sdk.evaluation.measure_search` and :func:`~neo_sdk.evaluation.measure_explanations`
+into such dicts, :func:`skipped_section` one that was not measured. A default section that is not
+passed reads "not measured" with the script that measures it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from typing import Any
 from neo_sdk.evaluation._bootstrap import Interval
 from neo_sdk.evaluation._bundle import BASELINE_LABELS
 from neo_sdk.evaluation._bundle_eval import BundleEvaluation, TypeEvaluation
+from neo_sdk.evaluation._explain_bench import EXPLANATION_KEYS
+from neo_sdk.evaluation._search_bench import COLUMNS
 
 Sections = Mapping[str, Mapping[str, Any]]
 
@@ -27,6 +32,11 @@ DEFAULT_SECTIONS: dict[str, dict[str, Any]] = {
                      "summary": "not measured here (see bench/explanations.py)"},
 }
 HEADLINE_BASELINES = (BASELINE_LABELS["popularity"], BASELINE_LABELS["sasrec-ce"])
+
+
+def skipped_section(name: str, flag: str) -> dict[str, Any]:
+    """A default section left out on purpose: ``not measured (--flag 0)``."""
+    return {**DEFAULT_SECTIONS[name], "summary": f"not measured ({flag} 0)"}
 
 
 def merged_sections(sections: Sections | None = None) -> dict[str, dict[str, Any]]:
@@ -174,11 +184,11 @@ def write_report(evaluation: BundleEvaluation, out: str | Path, *, sections: Sec
     Returns:
         Name -> path of every file written.
     """
-    from neo_sdk.evaluation._eval_plots import write_plots
+    from neo_sdk.evaluation._eval_plots import write_plots, write_section_plots
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    pngs = write_plots(evaluation, out) if plots else {}
+    pngs = {**write_plots(evaluation, out), **write_section_plots(sections or {}, out)} if plots else {}
     data = report_data(evaluation, sections, pngs)
     (out / "report.json").write_text(json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
     (out / "report.md").write_text(render_markdown(evaluation, sections, pngs))
@@ -219,6 +229,8 @@ def render_markdown(evaluation: BundleEvaluation, sections: Sections | None = No
     md.append("")
     for name, body in merged_sections(sections).items():
         md += [f"## {name.capitalize()}", "", str(body.get("markdown") or body.get("summary") or body.get("status")), ""]
+        if name in plots:
+            md += [f"![{name}]({plots[name].name})", ""]
     md += ["## Training", "", _training_line(evaluation), ""]
     if "loss" in plots:
         md += [f"![training loss]({plots['loss'].name})", ""]
@@ -264,3 +276,74 @@ def _type_markdown(t: TypeEvaluation, evaluation: BundleEvaluation) -> list[str]
 
 def _ratio(ci: Interval | None) -> str:
     return ci.format("x") if ci is not None else "-"
+
+
+# ------------------------------------------------------------------ search and explanations
+def _number(value: float | None, fmt: str = ".3f") -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def _runtime_line(method: str, result: Mapping[str, Any]) -> str:
+    """A runtime's personalised ratio to popularity among matching, its item checks and latency."""
+    row, k = result["rows"][method], result["k"]
+    ratio = result["neo_personalised_over_popularity"].get(method)
+    return (f"{method}: pers hit@{k} / popularity-among-matching {'-' if ratio is None else f'{ratio:.2f}x'};"
+            f" invalid {row.get('invalid_rate', 0.0):.3f}, wrong type {row.get('wrong_type_rate', 0.0):.3f},"
+            f" seen {row.get('seen_rate', 0.0):.3f} of {row.get('returned', 0)} items;"
+            f" failed requests {row.get('errors', 0)}; p50 {_number(row['latency_p50_s'], '.3f')} s")
+
+
+def _queries_line(result: Mapping[str, Any]) -> str:
+    counts = ", ".join(f"{family} {n}" for family, n in result["queries"].items())
+    skipped = "; ".join(f"{family} skipped ({why})" for family, why in result["skipped"].items())
+    return (f"{result['entity_type']} ({result['items']} items), up to {result['n']} queries per family, k = {result['k']},"
+            f" seed {result['seed']}, {result['seconds']} s: {counts}" + (f"; {skipped}" if skipped else ""))
+
+
+def search_section(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The report section of a :func:`~neo_sdk.evaluation.measure_search` result: a few printed lines
+    (a row per method, a line per runtime) and a markdown block; the result itself goes to report.json."""
+    k = result["k"]
+    labels = [label.format(k=k).replace("pers-no-history", "no-history") for *_, label in COLUMNS]
+    widths = [max(len(label), 6) + 2 for label in labels]
+    lines = [_queries_line(result),
+             f"  {'method':<26}" + "".join(f"{label:>{w}}" for label, w in zip(labels, widths)) + f"{'p50 s':>8}"]
+    for method, row in result["rows"].items():
+        cells = "".join(f"{_number(row['metrics'].get(key)):>{w}}" for (key, *_), w in zip(COLUMNS, widths))
+        lines.append(f"  {method:<26}{cells}{_number(row['latency_p50_s'], '.3f'):>8}")
+    runtimes = [_runtime_line(m, result) for m in result["runtimes"]]
+    lines += [f"  {line}" for line in runtimes]
+    unique = (f"; descriptive queries with one answer: {result['descriptive_unique_share']:.3f}"
+              if result["queries"].get("descriptive") else "")
+    markdown = [f"Entity type {_queries_line(result)}{unique}.", "", result["table"], "", *runtimes,
+                "", "Measured as `bench/search.py` does (`neo_sdk.evaluation.measure_search`)."]
+    return {**result, "status": "measured", "summary": "\n".join(lines), "markdown": "\n".join(markdown)}
+
+
+def explanations_section(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The report section of a :func:`~neo_sdk.evaluation.measure_explanations` result."""
+    mixed, profiles = result["mixed"], result["profiles"]
+    head = (f"{result['users']} users x 2 mixed answers, {profiles.get('answers', 0)} profiles, {result['seconds']} s;"
+            f" grounded bundle: {result['grounded']}")
+    if not mixed:
+        head = "no user has a long enough history to ask"
+    lines = [head]
+    for name, part in (("mixed", mixed), ("profiles", profiles)):
+        if part:
+            lines.append(f"  {name + ':':<10}{part['answers']} answers, model-written {_number(part['explained_by_model'])}"
+                         f" ({part['distinct_model_texts']} distinct), shown claims true"
+                         f" {_number(part['shown_claims_true'])} ({part['shown_claims_per_answer']} per answer),"
+                         f" raw model claims true {_number(part['raw_claims_true'])}, p50 {_number(part['p50_ms'], '.0f')} ms")
+    if profiles:
+        lines[-1] += f"; naming >= 2 of the history's top-3 categories: {_number(result['profile_top3_named_2plus'])}"
+    table = ["| measure | mixed answers | profiles |", "|---|---|---|"]
+    table += [f"| {key} | {_cell(mixed.get(key))} | {_cell(profiles.get(key))} |" for key in EXPLANATION_KEYS]
+    markdown = [head + ".", "", *table, "",
+                f"Profiles naming >= 2 of the history's top-3 categories: {_cell(result['profile_top3_named_2plus'])}."
+                f" Shown claims: read again by the groundedness checker; raw: the model's own text before the check."
+                f" Measured as `bench/explanations.py` does (`neo_sdk.evaluation.measure_explanations`)."]
+    return {**result, "status": "measured", "summary": "\n".join(lines), "markdown": "\n".join(markdown)}
+
+
+def _cell(value: Any) -> str:
+    return "-" if value is None else str(value)

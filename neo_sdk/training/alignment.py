@@ -217,7 +217,8 @@ def cache_features(
     Only the backbone runs over whole sequences; the output head is applied to the supervised
     positions alone (most positions are prompt). Examples go in a random order, sorted by length
     only within chunks of 8 batches, so a pass stopped at ``deadline`` (``time.perf_counter()``
-    seconds) has covered a random part of them.
+    seconds) has covered a random part of them. A batch is not started when it would end past the
+    deadline (as long as the previous one took), so what follows keeps its reserved time.
 
     Shapes: ``hidden`` (P, H), ``lse_old`` (P,), ``target`` (P,), ``target_logit_old`` (P,)
     (the old-vocabulary logit of the target; unused where the target is a SID token).
@@ -231,8 +232,10 @@ def cache_features(
     chunk = 8 * batch_size
     order = [k for c in range(0, len(order), chunk)
              for k in sorted(order[c : c + chunk], key=lambda k: len(encoded[k].input_ids))]
+    last = 0.0  # seconds of the previous batch: a batch that would end past the deadline is not started
     for start in tqdm(range(0, len(order), batch_size), desc="stage 2 features", unit="batch"):
-        if deadline is not None and start and time.perf_counter() > deadline:
+        began = time.perf_counter()
+        if deadline is not None and start and began + last > deadline:
             log.warning("stage 2 feature pass stopped at its budget after %d of %d examples", start, len(order))
             break
         batch = collate([encoded[k] for k in order[start : start + batch_size]], pad_id)
@@ -247,6 +250,7 @@ def cache_features(
         lse.append(torch.logsumexp(old_logits, -1))
         target.append(tgt)
         target_logit.append(old_logits.gather(1, tgt.clamp(max=first_new - 1)[:, None])[:, 0])
+        last = time.perf_counter() - began
     return {"hidden": torch.cat(hidden), "lse_old": torch.cat(lse), "target": torch.cat(target),
             "target_logit_old": torch.cat(target_logit)}
 
