@@ -100,6 +100,7 @@ BAD = [  # field, value, a piece of the allowed values the message must name
     ("lr", 0.0, "> 0"),
     ("max_history", 0, ">= 1"),
     ("cuts_per_user", 0, ">= 1"),
+    ("teacher", "my_teacher", "'module:factory'"),
     ("instruction_tasks", ("next_item", "nope"), "next_item, search"),
     ("instruction_tasks", (), "next_item, search"),
     ("instruction_tasks", ("search", "search"), "each once"),

@@ -19,6 +19,7 @@ from neo_sdk.tasks import (
     TASKS,
     CatalogFacts,
     Example,
+    InstructionConfig,
     LangChainTeacher,
     TemplateTeacher,
     build_alignment_examples,
@@ -174,7 +175,7 @@ def test_ml100k_counts_and_history_window(ml_built) -> None:
     assert per_task["search"] == 2000 and per_task["like_this"] == 1000
     derived = [e for e in examples if "derived_from" in e.meta]
     assert derived and all(e.target_type == "person" for e in derived)
-    assert per_task["next_item"] == 4 * users + len(derived)
+    assert per_task["next_item"] == InstructionConfig().cuts_per_user * users + len(derived)
     for e in examples:
         if e.task == "next_item":
             train, cut = split.train[e.meta["user"]], e.meta["cut"]

@@ -158,6 +158,8 @@ class TrainSettings:
             ("fit_steps", self.fit_steps >= 0, ">= 0"),
             ("probe_users", self.probe_users >= 1, ">= 1"),
             ("probe_items", self.probe_items >= 1, ">= 1"),
+            ("teacher", self.teacher is None or all(p.strip() for p in self.teacher.partition(":")),
+             "'module:factory', a function returning a LangChain chat model (or None: the template teacher)"),
         )
         for name, holds, allowed in rules:
             if not holds:
