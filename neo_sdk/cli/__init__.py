@@ -75,9 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s"
-    )
+    level = logging.DEBUG if args.verbose else logging.INFO
+    if not logging.getLogger().handlers:  # the handler is ours: libraries that set DEBUG on their own (bm25s) stay quiet
+        logging.basicConfig(level=level, format="%(levelname)s %(message)s")
+        logging.getLogger().handlers[0].setLevel(level)
     try:
         return int(args.handler(args) or 0)
     except NeoError as exc:
