@@ -9,11 +9,14 @@ asked without history (an anonymous visitor), next to popularity among the match
 
 Methods: BM25, dense MiniLM, the runtime's hybrid retriever (``neo_sdk.retrieval.HybridRetriever``:
 reciprocal-rank fusion of both, constant 60, query encoded per request), popularity among the
-matching items (personalised only; seen items excluded when the history is known), and with
-``--bundle`` the model through the runtime: "neo" (``Neo.load(...)``, the full search path) and
-"model alone" (``Neo.load(..., retrieval=False)``: no retriever candidates, no filters from stated
-facts). Retrievers do not read histories; on personalised queries the items in the history are
-dropped from their answers (the runtime excludes them the same way).
+matching items (personalised only; seen items excluded when the history is known), the
+collaborative retriever among them (EASE on the training histories; personalised with a history),
+and with ``--bundle`` the model through the runtime: "neo" (``Neo.load(...)``, the full search path)
+and "model alone" (``Neo.load(..., retrieval=False)``: no retriever candidates, no filters from
+stated facts). The runtimes serve a copy of the catalog without the validation and test
+interactions, so their popularity and collaborative retrieval count what the baselines count.
+Retrievers do not read histories; on personalised queries the items in the history are dropped
+from their answers (the runtime excludes them the same way).
 
 Prints a table (hit@10 / P@10 per family, p50 seconds per request), the ratio of neo's personalised
 hit@10 to popularity-among-matching, the model rows' invalid-item and wrong-type rates, and writes
@@ -44,6 +47,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from neo_sdk.catalog import Catalog, leave_one_out
 from neo_sdk.evaluation import (
     SearchRow,
+    collaborative_row,
     neo_search,
     plot_search,
     popularity_row,
@@ -52,6 +56,7 @@ from neo_sdk.evaluation import (
     runtime_row,
     search_setup,
     search_summary,
+    train_only_catalog,
     unique_share,
 )
 
@@ -124,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"no catalog at {args.db}")
     runtimes = "neo, model alone" if args.bundle else "no model rows (pass --bundle DIR)"
     print(f"search bench: 4 query families x {args.n} (seed {args.seed}) on {args.db}; methods: bm25, "
-          f"dense-minilm, hybrid, popularity-among-matching (personalised); {runtimes}", flush=True)
+          f"dense-minilm, hybrid, popularity- and collaborative-among-matching (personalised); {runtimes}", flush=True)
     if args.threads:
         import torch
 
@@ -146,9 +151,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"dense query embeddings encoded up front in batches: {1000 * encode_s:.1f} ms/query amortised"
           " (not in the dense p50)", flush=True)
     rows.append(popularity_row(setup, args.k))
+    rows.append(collaborative_row(setup, args.k))
     notes: list[str] = []
     if args.bundle is not None:
-        runtime, notes = model_rows(args.bundle, args.db, setup, args.k)
+        print("the runtimes serve a copy of the catalog without the validation and test interactions", flush=True)
+        with train_only_catalog(catalog, split) as served:
+            runtime, notes = model_rows(args.bundle, served, setup, args.k)
         rows += runtime
     result = search_summary(setup, rows, args.k, runtimes=[r.method for r in rows if r.method in ("neo", "model alone")],
                             dense_encode_s=encode_s)

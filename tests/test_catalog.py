@@ -107,6 +107,22 @@ def test_leave_one_out(sample_catalog: Catalog) -> None:
         assert split.test_history[user] == full[:-1]
 
 
+def test_copy_without_holds_out_a_split(sample_catalog: Catalog, tmp_path: Path) -> None:
+    split = leave_one_out(sample_catalog)
+    before = {u: [i.item_id for i in sample_catalog.history(u)] for u in split.test}
+    out = tmp_path / "copies"
+    out.mkdir()
+    copy = sample_catalog.copy_without(split.held_out(), out / "train_only.db")
+    for user, full in before.items():
+        assert [i.item_id for i in copy.history(user)] == split.train[user]  # the held-out events are gone
+        assert [i.item_id for i in sample_catalog.history(user)] == full  # the original is untouched
+    assert copy.counts()["items"] == sample_catalog.counts()["items"]
+    copy.close()
+    with pytest.raises(CatalogError, match="already exists"):
+        sample_catalog.copy_without([], out / "train_only.db")
+    assert sorted(p.name for p in out.iterdir()) == ["train_only.db"]  # no partial copy left behind
+
+
 def test_leave_one_out_by_entity_type(sample_catalog: Catalog) -> None:
     split = leave_one_out(sample_catalog, entity_type="book")
     assert split.valid["ana"] == "book:left-hand"  # the author follow stays in history

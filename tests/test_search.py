@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from neo_sdk import Catalog, Neo
 from neo_sdk.bundle import read_manifest
 from neo_sdk.prompts import load_prompts
-from neo_sdk.retrieval import FactReader, HybridRetriever, reciprocal_rank_fusion
+from neo_sdk.retrieval import CollaborativeRetriever, FactReader, HybridRetriever, reciprocal_rank_fusion
+from neo_sdk.session._decode import SEARCH_CANDIDATES
 from neo_sdk.tasks import CatalogFacts
 
 
@@ -56,6 +58,54 @@ def test_reciprocal_rank_fusion_rewards_agreement() -> None:
     assert reciprocal_rank_fusion([["a", "b"], ["b", "a"]], weights=[1.0, 2.0])[0] == "b"
     fused = reciprocal_rank_fusion([["x", "y"], ["y", "z"]])
     assert fused[0] == "y" and set(fused) == {"x", "y", "z"}
+
+
+def test_collaborative_retriever_is_ease_in_closed_form() -> None:
+    histories = {"u1": ["a", "b", "c"], "u2": ["a", "b", "b"], "u3": ["b", "c", "d"], "u4": ["a", "d"], "u5": ["e"]}
+    retriever = CollaborativeRetriever(histories, l2=1.0)
+    ids = ["a", "b", "c", "d", "e"]
+    x = np.array([[item in set(h) for item in ids] for h in histories.values()], dtype=float)
+    inverse = np.linalg.inv(x.T @ x + np.eye(5))
+    weights = -inverse / np.diag(inverse)
+    np.fill_diagonal(weights, 0.0)
+    assert retriever.index.ids == ids
+    np.testing.assert_allclose(retriever.weights, weights, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(retriever.scores(["a", "zzz"]), weights[0], rtol=1e-5, atol=1e-6)
+    by_hand = sorted(["b", "c", "d", "e"], key=lambda i: (-weights[0, ids.index(i)], i))
+    assert retriever.rank(["a"], 4, allowed=["b", "c", "d", "e"]) == by_hand
+    assert by_hand[0] == "b" and retriever.scores(["a"])[4] == 0  # "b" read with "a" by two users, "e" by none
+    assert retriever.rank(["a"], 5, allowed=["e", "c", "unknown"]) == [i for i in by_hand if i in ("c", "e")]
+    assert retriever.rank(["zzz"], 3) == []  # nothing of the history is modelled
+    assert CollaborativeRetriever(histories, max_items=2).index.ids == ["a", "b"]  # the most interacted
+
+
+def test_a_personalised_search_ranks_what_the_history_predicts(neo: Neo) -> None:
+    """With a history and no words, the collaborative retriever's best are the model's candidates;
+    words go to the text retriever and a visitor gets the most popular."""
+    ben = neo.session(user="ben", persist=False)
+    request = ben.resolve("find books", task="search", format="ids", k=3)
+    flt = neo.responder.item_filter(request, ben.excluded(request))
+    allowed = [neo.responder.ids[p] for p in np.flatnonzero(flt.allowed)]
+    chosen = neo.responder.candidates(request, ben.history, flt)
+    predicted = neo.responder.collaborative.rank(ben.history, SEARCH_CANDIDATES, allowed=allowed)
+    assert chosen.source == "collaborative" and predicted and chosen.items[: len(predicted)] == predicted
+    assert set(chosen.items) <= set(allowed) and not set(chosen.items) & set(ben.history)
+    answer = ben.ask("find books", task="search", k=3)
+    assert answer.items and {i.id for i in answer.items} <= set(chosen.items)
+    titled = ben.resolve("find the hobbit", task="search", format="ids", k=3)
+    assert neo.responder.candidates(titled, ben.history, neo.responder.item_filter(titled, [])).source == "retrieved"
+    assert neo.responder.candidates(request, [], flt).source == "popular"
+
+
+def test_words_nothing_inside_the_facts_contains_leave_the_facts_as_the_request(neo: Neo) -> None:
+    visitor = neo.session(persist=False)
+    assert visitor.resolve("in the mood for fantasy books", task="search").query is None  # request chatter
+    stray = visitor.resolve("find fantasy books qwxz", task="search", format="ids", k=3)
+    assert stray.categories and stray.query == "qwxz"
+    flt = neo.responder.item_filter(stray, [])
+    assert neo.responder.candidates(stray, [], flt).source == "popular"  # not ranked by a word no book has
+    titled = visitor.resolve("find fantasy books hobbit", task="search", format="ids", k=3)
+    assert neo.responder.candidates(titled, [], neo.responder.item_filter(titled, [])).source == "retrieved"
 
 
 def test_hybrid_retriever_ranks_inside_an_allowlist(trained_bundle: Path, neo: Neo) -> None:

@@ -207,6 +207,18 @@ def test_popularity_among_matching_by_hand() -> None:
     assert popularity_among_matching(q, popularity, 2, exclude_seen=False) == ["m1", "m4"]
 
 
+def test_collaborative_search_ranks_inside_the_matching_items(movies: tuple[Catalog, Split]) -> None:
+    from neo_sdk.evaluation import collaborative_search, search_setup
+
+    setup = search_setup(*movies, n=20, seed=0, entity_type="movie")
+    search = collaborative_search(setup)
+    assert len(setup.queries["personalised"]) == 20
+    for q in setup.queries["personalised"]:
+        pool = set(q.matching) - set(q.history)
+        answer = search(q, 10, False)
+        assert len(answer) == len(set(answer)) == min(10, len(pool)) and set(answer) <= pool
+
+
 def _bench():
     """bench/search.py as a module (registered, so its dataclasses resolve their annotations)."""
     if "bench_search" in sys.modules:
@@ -256,7 +268,8 @@ def test_bench_runs_the_retriever_rows(tmp_path: Path, capsys: pytest.CaptureFix
     assert printed.startswith("search bench: 4 query families x 6")
     assert "| bm25 |" in printed and "| hybrid |" in printed and "model rows: not run" in printed
     result = json.loads(out_json.read_text())
-    assert set(result["rows"]) == {"bm25", "dense-minilm", "hybrid", "popularity-among-matching"}
+    assert set(result["rows"]) == {"bm25", "dense-minilm", "hybrid", "popularity-among-matching",
+                                   "collaborative-among-matching"}
     assert result["entity_type"] == "show" and out_png.read_bytes()[:4] == b"\x89PNG"
     pop = result["rows"]["popularity-among-matching"]["metrics"]
     assert set(pop) == {"personalised", "personalised_no_history"}

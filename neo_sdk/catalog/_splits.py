@@ -33,6 +33,10 @@ class Split:
     valid_history: dict[str, list[str]] = field(default_factory=dict)
     test_history: dict[str, list[str]] = field(default_factory=dict)
 
+    def held_out(self) -> list[tuple[str, str]]:
+        """Every held-out ``(user_id, item_id)``: the validation targets, then the test targets."""
+        return [*self.valid.items(), *self.test.items()]
+
 
 def leave_one_out(
     catalog: Catalog, *, entity_type: str | None = None, min_history: int = 3

@@ -439,6 +439,33 @@ class Catalog:
             out.setdefault(row[0], []).append(Interaction(*row))
         return out
 
+    def copy_without(self, held_out: Iterable[tuple[str, str]], path: str | Path) -> Catalog:
+        """A copy of this catalog at ``path`` without the ``(user_id, item_id)`` interactions in
+        ``held_out`` (every event of each pair): what a runtime may see while an evaluation holds
+        those events out. This catalog is not changed.
+
+        Raises:
+            CatalogError: ``path`` already exists (nothing is overwritten).
+        """
+        target = Path(path)
+        if target.exists():
+            raise CatalogError(f"{target}: already exists; give copy_without a new path")
+        partial = target.with_name(f".{target.name}.partial")  # renamed into place once whole
+        partial.unlink(missing_ok=True)
+        conn = sqlite3.connect(partial)
+        try:
+            with self._lock:
+                self.db.conn.backup(conn)
+            with conn:
+                conn.executemany("DELETE FROM interactions WHERE user_id=? AND item_id=?", list(held_out))
+            conn.close()
+            partial.replace(target)
+        except BaseException:
+            conn.close()
+            partial.unlink(missing_ok=True)
+            raise
+        return Catalog(target)
+
     # ------------------------------------------------------------------- stats
     def counts(self) -> dict[str, Any]:
         """Counts of items per entity type (all and active), users, interactions, relations."""

@@ -18,6 +18,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -175,13 +176,14 @@ def _next_item(args: argparse.Namespace, db: Path, log: Callable[[str], None]) -
 
 def _sections(args: argparse.Namespace, db: Path, entity_type: str, log: Callable[[str], None]) -> dict[str, Any]:
     """The search and explanations sections, measured through one loaded runtime (or marked skipped)."""
-    from neo_sdk.catalog import leave_one_out
+    from neo_sdk.catalog import Catalog, leave_one_out
     from neo_sdk.evaluation import (
         explanations_section,
         measure_explanations,
         measure_search,
         search_section,
         skipped_section,
+        train_only_catalog,
     )
     from neo_sdk.session import Neo
 
@@ -189,15 +191,19 @@ def _sections(args: argparse.Namespace, db: Path, entity_type: str, log: Callabl
                 (("search", "--search", args.search), ("explanations", "--explain", args.explain)) if not n}
     if len(sections) == 2:
         return sections
-    log("loading the runtime (Neo.load) for the search and explanations sections")
+    log("loading the runtime (Neo.load) for the search and explanations sections, on a copy of the catalog"
+        " without the validation and test interactions")
     progress = sys.stderr.isatty()
-    with Neo.load(args.bundle, catalog=str(db), sessions=":memory:", threads=args.threads) as neo:
+    with ExitStack() as stack:
+        catalog = stack.enter_context(Catalog(db))
+        split = leave_one_out(catalog, entity_type=entity_type)
+        served = stack.enter_context(train_only_catalog(catalog, split))
+        neo = stack.enter_context(Neo.load(args.bundle, catalog=str(served), sessions=":memory:", threads=args.threads))
         if args.search:
             log(f"search: up to {args.search} queries per family on {entity_type}, the runtime next to BM25,"
-                " dense, hybrid and popularity among the matching items")
-            split = leave_one_out(neo.catalog, entity_type=entity_type)
+                " dense, hybrid, and popularity and collaborative retrieval among the matching items")
             sections["search"] = search_section(measure_search(
-                neo.catalog, split, {"neo": neo}, n=args.search, seed=args.seeds[0], entity_type=entity_type,
+                catalog, split, {"neo": neo}, n=args.search, seed=args.seeds[0], entity_type=entity_type,
                 progress=progress, log=log))
         if args.explain:
             log(f"explanations: {args.explain} users x 2 mixed answers and a profile each")

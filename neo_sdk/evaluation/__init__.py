@@ -86,6 +86,8 @@ from neo_sdk.evaluation._search import BM25Retriever, DenseRetriever
 from neo_sdk.evaluation._search_bench import (
     SearchRow,
     SearchSetup,
+    collaborative_row,
+    collaborative_search,
     measure_search,
     neo_search,
     popularity_row,
@@ -93,6 +95,7 @@ from neo_sdk.evaluation._search_bench import (
     runtime_row,
     search_setup,
     search_summary,
+    train_only_catalog,
 )
 from neo_sdk.evaluation._search_queries import (
     SEARCH_FAMILIES,
@@ -162,6 +165,8 @@ __all__ = [
     "TypeEvaluation",
     "build_search_queries",
     "clean_title",
+    "collaborative_row",
+    "collaborative_search",
     "compare_next_item",
     "cut_histories",
     "evaluate_bundle",
@@ -208,6 +213,7 @@ __all__ = [
     "skipped_section",
     "summarize",
     "target_ranks",
+    "train_only_catalog",
     "unique_share",
     "write_report",
 ]

@@ -113,7 +113,7 @@ def _type_block(t: TypeEvaluation, evaluation: BundleEvaluation) -> list[str]:
     width = 10 if len(t.seeds) == 1 else 16
     spread = t.spread()
     lines = [f"next {t.entity_type}: {_scope(t)}",
-             f"  {'method':<26}" + "".join(f"{n:>{width}}" for n in names) + f"{'invalid':>9}{'fit s':>8}"]
+             f"  {'method':<30}" + "".join(f"{n:>{width}}" for n in names) + f"{'invalid':>9}{'fit s':>8}"]
     for label in t.labels:
         report = t.runs[0][t.labels.index(label)]
         fit = t.fits.get(label, {}).get("seconds")
@@ -307,10 +307,10 @@ def search_section(result: Mapping[str, Any]) -> dict[str, Any]:
     labels = [label.format(k=k).replace("pers-no-history", "no-history") for *_, label in COLUMNS]
     widths = [max(len(label), 6) + 2 for label in labels]
     lines = [_queries_line(result),
-             f"  {'method':<26}" + "".join(f"{label:>{w}}" for label, w in zip(labels, widths)) + f"{'p50 s':>8}"]
+             f"  {'method':<30}" + "".join(f"{label:>{w}}" for label, w in zip(labels, widths)) + f"{'p50 s':>8}"]
     for method, row in result["rows"].items():
         cells = "".join(f"{_number(row['metrics'].get(key)):>{w}}" for (key, *_), w in zip(COLUMNS, widths))
-        lines.append(f"  {method:<26}{cells}{_number(row['latency_p50_s'], '.3f'):>8}")
+        lines.append(f"  {method:<30}{cells}{_number(row['latency_p50_s'], '.3f'):>8}")
     runtimes = [_runtime_line(m, result) for m in result["runtimes"]]
     lines += [f"  {line}" for line in runtimes]
     unique = (f"; descriptive queries with one answer: {result['descriptive_unique_share']:.3f}"

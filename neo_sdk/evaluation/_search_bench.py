@@ -8,17 +8,23 @@ category or year facts) are reported as skipped.
 
 Methods: BM25, dense MiniLM, the runtime's hybrid retriever (reciprocal-rank fusion of both),
 popularity among the matching items (personalised only; seen items excluded when the history is
-known), and any loaded runtime (a ``Neo``, duck-typed: ``neo.session(...).ask(text, task="search",
+known), the collaborative retriever (EASE on the training histories) among them (personalised with
+a history), and any loaded runtime (a ``Neo``, duck-typed: ``neo.session(...).ask(text, task="search",
 format="ids", k=k)``) whose every returned item is checked (exists, has the type, not seen).
 Retrievers do not read histories; on personalised queries the items in the history are dropped
-from their answers (the runtime excludes them the same way).
+from their answers (the runtime excludes them the same way). A runtime is measured fairly when it
+serves :func:`train_only_catalog` (its popularity and collaborative retrieval then count training
+interactions only, as the baselines do).
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
@@ -45,6 +51,7 @@ COLUMNS = (
     ("personalised_no_history", "personalised", True, "pers-no-history hit@{k}"),
 )
 POPULARITY = "popularity-among-matching"
+COLLABORATIVE = "collaborative-among-matching"
 
 SearchFn = Callable[[SearchQuery, int, bool], list[str]]
 Log = Callable[[str], None]
@@ -276,6 +283,39 @@ def popularity_row(setup: SearchSetup, k: int, *, progress: bool = True) -> Sear
                       setup.queries, k, columns=("personalised", "personalised_no_history"), progress=progress)
 
 
+def collaborative_search(setup: SearchSetup) -> SearchFn:
+    """The collaborative retriever (EASE fitted on the training histories) ranking the items a
+    personalised query describes, seen excluded; popularity among them fills up an answer when it
+    models too few: the runtime's personalised candidates, without the model."""
+    from neo_sdk.retrieval import CollaborativeRetriever
+
+    facts = setup.builder.facts
+    retriever = CollaborativeRetriever(facts.train)
+
+    def search(query: SearchQuery, k: int, anonymous: bool) -> list[str]:
+        seen = set(query.history)
+        ranked = retriever.rank(query.history, k, allowed=[i for i in query.matching if i not in seen])
+        popular = popularity_among_matching(query, facts.counts, k)
+        return (ranked + [i for i in popular if i not in set(ranked)])[:k]
+
+    return search
+
+
+def collaborative_row(setup: SearchSetup, k: int, *, progress: bool = True) -> SearchRow:
+    """:func:`collaborative_search` on the personalised queries asked with a history."""
+    return run_method(COLLABORATIVE, collaborative_search(setup), setup.queries, k, columns=("personalised",),
+                      progress=progress)
+
+
+@contextmanager
+def train_only_catalog(catalog: Catalog, split: Split) -> Iterator[Path]:
+    """The path of a throwaway copy of ``catalog`` without ``split``'s validation and test
+    interactions: the catalog a runtime serves while it is measured on them."""
+    with tempfile.TemporaryDirectory(prefix="neo-train-only-") as folder:
+        catalog.copy_without(split.held_out(), Path(folder) / "train_only.db").close()
+        yield Path(folder) / "train_only.db"
+
+
 def runtime_row(label: str, neo: Any, setup: SearchSetup, k: int, *, progress: bool = True) -> SearchRow:
     """Every query asked of a loaded runtime (:func:`neo_search`)."""
     row = SearchRow(label)
@@ -344,6 +384,7 @@ def measure_search(catalog: Catalog, split: Split, runtimes: Mapping[str, Any] |
         retrievers, encode_s = retriever_rows(catalog, setup, k, progress=progress, log=say)
         rows += retrievers
     rows.append(popularity_row(setup, k, progress=progress))
+    rows.append(collaborative_row(setup, k, progress=progress))
     result = search_summary(setup, rows, k, runtimes=list(runtimes or {}), dense_encode_s=encode_s)
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result

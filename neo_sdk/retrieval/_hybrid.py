@@ -74,5 +74,11 @@ class HybridRetriever:
                           if np.isfinite(scores[i]) and (scores[i] > 0 or not positive_only)])
         return reciprocal_rank_fusion(lists)[:n]
 
+    def matches(self, query: str, allowed: Collection[str]) -> bool:
+        """Whether any word of ``query`` occurs in the text of an ``allowed`` item (BM25 > 0)."""
+        scores = self.bm25.scores(query)
+        cols = self.index.columns(set(allowed))
+        return bool(cols.size) and bool((scores[cols] > 0).any())
+
     def search(self, query: str, k: int) -> list[str]:
         return self.rank(query, k)

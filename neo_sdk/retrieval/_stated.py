@@ -41,6 +41,8 @@ _CHATTER = frozenset({
     "something", "anything", "everything", "good", "great", "nice", "best", "top", "fun", "interesting",
     "please", "could", "would", "can", "tonight", "today", "weekend", "kind", "sort", "maybe", "also", "list",
     "ids", "id", "titles", "title", "catalog", "options", "ideas", "idea", "whatever", "thing", "things",
+    "mood", "feel", "feeling", "fancy", "craving", "crave", "vibe", "vibes", "rec", "recs", "hey", "hi",
+    "thanks", "pls", "plz", "got", "night", "evening", "afternoon", "binge", "stream", "streaming",
 })
 
 

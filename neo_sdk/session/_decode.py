@@ -7,7 +7,7 @@ import queue
 import threading
 import time
 from collections.abc import Generator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from neo_sdk.decoding import (
     parse_output,
 )
 from neo_sdk.errors import DecodingError
-from neo_sdk.retrieval import GroundednessChecker, HybridRetriever, reciprocal_rank_fusion
+from neo_sdk.retrieval import CollaborativeRetriever, GroundednessChecker, HybridRetriever, reciprocal_rank_fusion
 from neo_sdk.session._answer import (
     Decoded,
     ItemPart,
@@ -48,11 +48,31 @@ RANK_BEAMS = SEARCH_CANDIDATES  # beam width: every retrieved candidate is score
 # the retriever ranks first stays in the top 10 whatever the model thinks of it: the model's
 # text -> SID grounding is weak (bench/RESULTS.md), its order adds the user's taste on top.
 CANDIDATE_WEIGHT = 2.0
-# With a history and no words left, the model ranks the whole filtered set and popularity inside it
-# is fused at equal weight (150 personalised demo queries, train-only counts: model 0.440,
-# popularity 0.413, fused 0.453 hit@10; bench/personalised_signals.py).
+# With a history and no words left, the collaborative retriever's best SEARCH_CANDIDATES inside the
+# facts are the candidates, fused at CANDIDATE_WEIGHT as text candidates are (200 personalised demo
+# queries: hit@10 0.485-0.49 at weights 2, 4, 8 and 1000; bench/RESULTS.md). When it models none of
+# the history or none of the allowed items, the model ranks the whole filtered set and popularity
+# inside it is fused at equal weight.
 POPULARITY_PRIOR_WEIGHT = 1.0
 NO_HISTORY = ("next_item", "explain")  # tasks that, without a history, are answered as a search
+
+
+class Candidates(NamedTuple):
+    """What the model ranks for one ranked request (:meth:`Responder.candidates`).
+
+    Attributes:
+        items: the allowlist of the model's beam search.
+        order: the order fused with the model's (the retriever's, or popularity's).
+        weight: the fusion weight of ``order`` against the model's (1).
+        source: ``"retrieved"`` (words left: the hybrid text retriever), ``"collaborative"`` (a
+            history: the items it predicts), ``"popular"`` (a visitor) or ``"filtered"`` (a history the
+            collaborative retriever cannot read: every allowed item).
+    """
+
+    items: list[str]
+    order: list[str]
+    weight: float
+    source: str
 
 
 class Responder:
@@ -61,7 +81,8 @@ class Responder:
     Searches (and recommendations for a visitor without a history) are ranked, not generated
     freely: the request's filters (type, years, stated category values and related items) make
     an allowlist; when words are left, the hybrid retriever's best :data:`SEARCH_CANDIDATES`
-    inside it are the candidates, and without words the most popular; the model scores the
+    inside it are the candidates, without words but with a history the collaborative retriever's
+    best (the items the history predicts), and otherwise the most popular; the model scores the
     candidates by constrained beam search (with the user's history when there is one), and
     reciprocal-rank fusion merges the model's order with the retriever's (or popularity's). A
     visitor's request with no words left gets the most popular of the decoded candidates, in
@@ -92,6 +113,7 @@ class Responder:
         self.popularity = popularity
         self.dated_types = {neo.trie.types[t] for t in np.unique(neo.trie.item_types[years >= 0])}
         self._retrievers: dict[str, HybridRetriever] = {}
+        self._collaborative: CollaborativeRetriever | None = None
         first_of_type = np.unique(neo.trie.item_types, return_index=True)[1]
         self.longest_span = max((len(neo.encoder.span(self.ids[p])) for p in first_of_type), default=2)
 
@@ -172,19 +194,8 @@ class Responder:
         """Candidates, the model's scores over them, and the fused order (class docs)."""
         neo = self.neo
         started = time.perf_counter()
-        positions = np.flatnonzero(flt.allowed)
-        allowed = [self.ids[p] for p in positions]
-        words = (request.query or "").strip() if request.task == "search" else ""
-        by_popularity = positions[np.argsort(-self.popularity[positions], kind="stable")[:SEARCH_CANDIDATES]]
-        popular = [self.ids[p] for p in by_popularity]
-        weight = CANDIDATE_WEIGHT
-        if words and self.retrieval:
-            other = self.retriever(request.entity_type).rank(words, SEARCH_CANDIDATES, allowed=allowed)
-            candidates = other or allowed
-        elif not history:
-            other = candidates = popular
-        else:  # the user's taste inside the stated facts: the model over all of them, popularity as a prior
-            other, candidates, weight = popular, allowed, POPULARITY_PRIOR_WEIGHT
+        chosen = self.candidates(request, history, flt)
+        candidates, other = chosen.items, chosen.order
         timings["retrieve_ms"] = (time.perf_counter() - started) * 1000
         k = request.k if request.format == "ids" else 1
         beams = min(max(k, RANK_BEAMS), len(candidates))  # >= SEARCH_CANDIDATES: retrieved sets are scored whole
@@ -201,10 +212,11 @@ class Responder:
         score_of = {s.item_id: s.score for s in scored}
         decoded = set(model_order)
         order = model_order
-        if not words and not history:  # nothing to personalise or match: the most popular inside the facts
+        if chosen.source == "popular":  # nothing to personalise or match: the most popular inside the facts
             order = [i for i in other if i in decoded]
         elif other:
-            order = reciprocal_rank_fusion([model_order, [i for i in other if i in decoded]], weights=[1.0, weight])
+            order = reciprocal_rank_fusion([model_order, [i for i in other if i in decoded]],
+                                           weights=[1.0, chosen.weight])
         segments: list[Segment] = []
         for n, item in enumerate(order[:k], 1):
             ref = neo.item(item, score=score_of[item])
@@ -223,6 +235,36 @@ class Responder:
         if self._checker is None:
             self._checker = GroundednessChecker(self.neo.facts)
         return self._checker
+
+    def candidates(self, request: Request, history: Sequence[str], flt: TrieFilter) -> Candidates:
+        """What the model ranks for a ranked request inside ``flt``, and the order fused with its own
+        (class docs)."""
+        positions = np.flatnonzero(flt.allowed)
+        allowed = [self.ids[p] for p in positions]
+        words = (request.query or "").strip() if request.task == "search" else ""
+        stated = request.categories or request.related or request.year_min is not None or request.year_max is not None
+        if words and stated and self.retrieval and not self.retriever(request.entity_type).matches(words, allowed):
+            words = ""  # words no item inside the stated facts contains ("in the mood for"): the facts are the request
+        by_popularity = positions[np.argsort(-self.popularity[positions], kind="stable")[:SEARCH_CANDIDATES]]
+        popular = [self.ids[p] for p in by_popularity]
+        if words and self.retrieval:
+            retrieved = self.retriever(request.entity_type).rank(words, SEARCH_CANDIDATES, allowed=allowed)
+            return Candidates(retrieved or allowed, retrieved, CANDIDATE_WEIGHT, "retrieved")
+        if not history:
+            return Candidates(popular, popular, CANDIDATE_WEIGHT, "popular")
+        if predicted := self.collaborative.rank(history, SEARCH_CANDIDATES, allowed=allowed):
+            chosen = set(predicted)  # too few modelled items allowed: the most popular others fill up
+            filled = (predicted + [i for i in popular if i not in chosen])[:SEARCH_CANDIDATES]
+            return Candidates(filled, filled, CANDIDATE_WEIGHT, "collaborative")
+        return Candidates(allowed, popular, POPULARITY_PRIOR_WEIGHT, "filtered")
+
+    @property
+    def collaborative(self) -> CollaborativeRetriever:
+        """EASE over the served catalog's interactions as loaded (built on first use; interactions
+        recorded later count from the next ``Neo.load``)."""
+        if self._collaborative is None:
+            self._collaborative = CollaborativeRetriever(self.neo.facts.train)
+        return self._collaborative
 
     def retriever(self, entity_type: str) -> HybridRetriever:
         """The hybrid retriever over one type's item texts (built on first use)."""
