@@ -278,7 +278,8 @@ def test_neo_eval_measures_search_and_explanations(podcasts: dict[str, str], tmp
     assert search["status"] == "measured" and search["entity_type"] == "episode" and search["n"] == 5
     assert search["queries"]["navigational"] == 5
     assert "personalised" in search["skipped"] and "no year" in search["skipped"]["personalised"]  # podcasts: no years
-    assert set(search["rows"]) == {"neo", "bm25", "dense-minilm", "hybrid", "popularity-among-matching"}
+    assert set(search["rows"]) == {"neo", "bm25", "dense-minilm", "hybrid", "popularity-among-matching",
+                                   "collaborative-among-matching"}
     neo = search["rows"]["neo"]
     for family, count in search["queries"].items():
         if family != "personalised":
