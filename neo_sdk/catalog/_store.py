@@ -452,11 +452,11 @@ class Catalog:
             raise CatalogError(f"{target}: already exists; give copy_without a new path")
         partial = target.with_name(f".{target.name}.partial")  # renamed into place once whole
         partial.unlink(missing_ok=True)
-        conn = sqlite3.connect(partial)
+        conn = _sqlite.connect(partial)
         try:
             with self._lock:
                 self.db.conn.backup(conn)
-            with conn:
+            with _sqlite.transaction(conn, threading.RLock()):
                 conn.executemany("DELETE FROM interactions WHERE user_id=? AND item_id=?", list(held_out))
             conn.close()
             partial.replace(target)
