@@ -76,6 +76,8 @@ def test_collaborative_retriever_is_ease_in_closed_form() -> None:
     assert by_hand[0] == "b" and retriever.scores(["a"])[4] == 0  # "b" read with "a" by two users, "e" by none
     assert retriever.rank(["a"], 5, allowed=["e", "c", "unknown"]) == [i for i in by_hand if i in ("c", "e")]
     assert retriever.rank(["zzz"], 3) == []  # nothing of the history is modelled
+    assert retriever.rank(["a"], 3, allowed=["c"], fill=["x", "c", "y"]) == ["c", "x", "y"]  # filled up to 3
+    assert retriever.rank(["a"], 3, allowed=["unknown"], fill=["x"]) == []  # no allowed item is modelled
     assert CollaborativeRetriever(histories, max_items=2).index.ids == ["a", "b"]  # the most interacted
 
 

@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                     " for all, full ranking, HR/NDCG at 5, 10 and 30, the model's ratio to each baseline with a"
                     " paired bootstrap interval, short histories (0, 1, 3 items), invalid and wrong-type rates,"
                     " and steerability with the constraints off; then search (four query families through the"
-                    " runtime, next to BM25, dense, hybrid and popularity among the matching items) and"
+                    " runtime, next to BM25, dense, hybrid, and popularity and EASE among the matching items) and"
                     " explanations and profiles (claims checked against the catalog)."
                     " --out writes report.md, report.json and plots.",
     )

@@ -294,9 +294,9 @@ def collaborative_search(setup: SearchSetup) -> SearchFn:
 
     def search(query: SearchQuery, k: int, anonymous: bool) -> list[str]:
         seen = set(query.history)
-        ranked = retriever.rank(query.history, k, allowed=[i for i in query.matching if i not in seen])
         popular = popularity_among_matching(query, facts.counts, k)
-        return (ranked + [i for i in popular if i not in set(ranked)])[:k]
+        allowed = [i for i in query.matching if i not in seen]
+        return retriever.rank(query.history, k, allowed=allowed, fill=popular) or popular
 
     return search
 
@@ -312,8 +312,9 @@ def train_only_catalog(catalog: Catalog, split: Split) -> Iterator[Path]:
     """The path of a throwaway copy of ``catalog`` without ``split``'s validation and test
     interactions: the catalog a runtime serves while it is measured on them."""
     with tempfile.TemporaryDirectory(prefix="neo-train-only-") as folder:
-        catalog.copy_without(split.held_out(), Path(folder) / "train_only.db").close()
-        yield Path(folder) / "train_only.db"
+        path = Path(folder) / "train_only.db"
+        catalog.copy_without(split.held_out(), path).close()
+        yield path
 
 
 def runtime_row(label: str, neo: Any, setup: SearchSetup, k: int, *, progress: bool = True) -> SearchRow:

@@ -21,7 +21,8 @@ from neo_sdk.retrieval._index import ItemIndex
 # moves by 0.01 between 300 and 1000 (bench/RESULTS.md).
 EASE_L2 = 500.0
 # The dense item-item inverse costs items² memory and items³ time: the most interacted this many
-# items are modelled (5,000: 200 MB and a few seconds on 2 cores); the rest are never candidates.
+# items are modelled (5,000: 200 MB a matrix, about 600 MB at the peak of the fit, 7.5 s on 2 cores;
+# the demo's 1,682: 0.6 s); the rest are never candidates.
 EASE_MAX_ITEMS = 5000
 
 
@@ -54,25 +55,25 @@ class CollaborativeRetriever:
         users_items = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(histories), n))
         gram = (users_items.T @ users_items).toarray()
         gram[np.diag_indices(n)] += l2
-        inverse = np.linalg.inv(gram) if n else gram
-        weights = -inverse / np.diag(inverse) if n else inverse
+        inverse = np.linalg.inv(gram)
+        weights = -inverse / np.diag(inverse)
         np.fill_diagonal(weights, 0.0)
         self.weights = weights.astype(np.float32)
 
     def scores(self, history: Sequence[str]) -> np.ndarray:
-        """One score per modelled item for ``history`` (items it does not model are skipped).
-        Shape: (n_items,)."""
-        cols = self.index.columns(set(history))
-        if not cols.size:
-            return np.zeros(len(self.index), dtype=np.float32)
-        return self.weights[cols].sum(axis=0)
+        """One score per modelled item for ``history`` (items it does not model are skipped; none
+        modelled: all 0). Shape: (n_items,)."""
+        return self.weights[self.index.columns(set(history))].sum(axis=0, dtype=np.float64)
 
-    def rank(self, history: Sequence[str], n: int, allowed: Collection[str] | None = None) -> list[str]:
+    def rank(self, history: Sequence[str], n: int, allowed: Collection[str] | None = None, *,
+             fill: Sequence[str] = ()) -> list[str]:
         """The ``n`` items ``history`` predicts best among ``allowed`` (``None``: every modelled
-        item), best first (ties: id order); empty when no item of the history is modelled."""
+        item), best first (ties: id order), then items of ``fill`` up to ``n`` (those it does not
+        model, e.g. the most popular); empty when no item of the history or of ``allowed`` is modelled."""
         if not self.index.columns(set(history)).size:
             return []
-        scores = self.scores(history).astype(np.float64)
         cols = np.arange(len(self.index)) if allowed is None else self.index.columns(set(allowed))
-        order = cols[np.lexsort((cols, -scores[cols]))] if cols.size else cols
-        return [self.index.ids[c] for c in order[:n]]
+        scores = self.scores(history)
+        ranked = [self.index.ids[c] for c in cols[np.lexsort((cols, -scores[cols]))][:n]]
+        chosen = set(ranked)
+        return (ranked + [i for i in fill if i not in chosen])[:n] if ranked else []

@@ -59,26 +59,24 @@ class HybridRetriever:
         """Index every item of ``entity_type`` by its catalog text."""
         return cls(catalog.item_texts(entity_type), embedder, **kwargs)
 
-    def rank(self, query: str, n: int, allowed: Collection[str] | None = None) -> list[str]:
-        """The ``n`` best items for ``query`` among ``allowed`` (``None``: every item)."""
+    def rank(self, query: str, n: int, allowed: Collection[str] | None = None, *, lexical: bool = False) -> list[str]:
+        """The ``n`` best items for ``query`` among ``allowed`` (``None``: every item); with
+        ``lexical``, none when no word of ``query`` occurs in an allowed item's text (BM25 finds nothing)."""
         keep = None
         if allowed is not None:
             keep = np.zeros(len(self.index), dtype=bool)
             keep[self.index.columns(set(allowed))] = True
         lists = []
-        for scores, positive_only in ((self.bm25.scores(query), True), (self.dense.scores(query), False)):
+        for scores, positive_only in ((self.bm25.scores, True), (self.dense.scores, False)):
+            scored = scores(query)
             if keep is not None:
-                scores = np.where(keep, scores, -np.inf)
-            order = np.argsort(-scores, kind="stable")[: self.depth]
+                scored = np.where(keep, scored, -np.inf)
+            order = np.argsort(-scored, kind="stable")[: self.depth]
             lists.append([self.index.ids[i] for i in order
-                          if np.isfinite(scores[i]) and (scores[i] > 0 or not positive_only)])
+                          if np.isfinite(scored[i]) and (scored[i] > 0 or not positive_only)])
+            if lexical and not lists[0]:
+                return []
         return reciprocal_rank_fusion(lists)[:n]
-
-    def matches(self, query: str, allowed: Collection[str]) -> bool:
-        """Whether any word of ``query`` occurs in the text of an ``allowed`` item (BM25 > 0)."""
-        scores = self.bm25.scores(query)
-        cols = self.index.columns(set(allowed))
-        return bool(cols.size) and bool((scores[cols] > 0).any())
 
     def search(self, query: str, k: int) -> list[str]:
         return self.rank(query, k)

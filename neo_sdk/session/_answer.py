@@ -98,6 +98,16 @@ class Request(BaseModel):
     refines: int | None = Field(default=None, description="turn index this request refines, if any")
     reasons: tuple[str, ...] = Field(default=(), description="which words decided what (for debugging)")
 
+    @property
+    def dated(self) -> bool:
+        """Whether the request bounds the items' years."""
+        return self.year_min is not None or self.year_max is not None
+
+    @property
+    def states_facts(self) -> bool:
+        """Whether the request states facts every answer has: years, category values or related items."""
+        return self.dated or bool(self.categories or self.related)
+
 
 class Answer(BaseModel):
     """A session's reply. ``str(answer)`` reads well in a terminal; ``answer.items`` are real items."""

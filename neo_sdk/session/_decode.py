@@ -50,7 +50,8 @@ RANK_BEAMS = SEARCH_CANDIDATES  # beam width: every retrieved candidate is score
 CANDIDATE_WEIGHT = 2.0
 # With a history and no words left, the collaborative retriever's best SEARCH_CANDIDATES inside the
 # facts are the candidates, fused at CANDIDATE_WEIGHT as text candidates are (200 personalised demo
-# queries: hit@10 0.485-0.49 at weights 2, 4, 8 and 1000; bench/RESULTS.md). When it models none of
+# queries, before a steering fix: hit@10 0.485-0.49 at weights 2, 4, 8 and 1000, the model's order
+# adds nothing measurable; bench/RESULTS.md). When it models none of
 # the history or none of the allowed items, the model ranks the whole filtered set and popularity
 # inside it is fused at equal weight.
 POPULARITY_PRIOR_WEIGHT = 1.0
@@ -64,7 +65,8 @@ class Candidates(NamedTuple):
         items: the allowlist of the model's beam search.
         order: the order fused with the model's (the retriever's, or popularity's).
         weight: the fusion weight of ``order`` against the model's (1).
-        source: ``"retrieved"`` (words left: the hybrid text retriever), ``"collaborative"`` (a
+        source: ``"retrieved"`` (words left: the hybrid text retriever; with stated facts, only
+            when an allowed item's text contains one of the words), ``"collaborative"`` (a
             history: the items it predicts), ``"popular"`` (a visitor) or ``"filtered"`` (a history the
             collaborative retriever cannot read: every allowed item).
     """
@@ -124,7 +126,7 @@ class Responder:
         if request.task == "search" and not self.retrieval:
             return flt
         mask = flt.allowed.copy()
-        if (request.year_min is not None or request.year_max is not None) and request.entity_type in self.dated_types:
+        if request.dated and request.entity_type in self.dated_types:
             low = request.year_min if request.year_min is not None else -(10**9)
             high = request.year_max if request.year_max is not None else 10**9
             mask &= (self.years >= low) & (self.years <= high)  # a type without years is not filtered
@@ -242,20 +244,18 @@ class Responder:
         positions = np.flatnonzero(flt.allowed)
         allowed = [self.ids[p] for p in positions]
         words = (request.query or "").strip() if request.task == "search" else ""
-        stated = request.categories or request.related or request.year_min is not None or request.year_max is not None
-        if words and stated and self.retrieval and not self.retriever(request.entity_type).matches(words, allowed):
-            words = ""  # words no item inside the stated facts contains ("in the mood for"): the facts are the request
+        if words and self.retrieval:
+            # with stated facts, words no item inside them contains ("in the mood for") are not a search
+            retrieved = self.retriever(request.entity_type).rank(words, SEARCH_CANDIDATES, allowed=allowed,
+                                                                 lexical=request.states_facts)
+            if retrieved or not request.states_facts:
+                return Candidates(retrieved or allowed, retrieved, CANDIDATE_WEIGHT, "retrieved")
         by_popularity = positions[np.argsort(-self.popularity[positions], kind="stable")[:SEARCH_CANDIDATES]]
         popular = [self.ids[p] for p in by_popularity]
-        if words and self.retrieval:
-            retrieved = self.retriever(request.entity_type).rank(words, SEARCH_CANDIDATES, allowed=allowed)
-            return Candidates(retrieved or allowed, retrieved, CANDIDATE_WEIGHT, "retrieved")
         if not history:
             return Candidates(popular, popular, CANDIDATE_WEIGHT, "popular")
-        if predicted := self.collaborative.rank(history, SEARCH_CANDIDATES, allowed=allowed):
-            chosen = set(predicted)  # too few modelled items allowed: the most popular others fill up
-            filled = (predicted + [i for i in popular if i not in chosen])[:SEARCH_CANDIDATES]
-            return Candidates(filled, filled, CANDIDATE_WEIGHT, "collaborative")
+        if predicted := self.collaborative.rank(history, SEARCH_CANDIDATES, allowed=allowed, fill=popular):
+            return Candidates(predicted, predicted, CANDIDATE_WEIGHT, "collaborative")
         return Candidates(allowed, popular, POPULARITY_PRIOR_WEIGHT, "filtered")
 
     @property
@@ -276,7 +276,7 @@ class Responder:
 
     def _nothing_left(self, request: Request) -> str:
         years = ""
-        if request.year_min is not None or request.year_max is not None:
+        if request.dated:
             years = f" from {request.year_min or '…'} to {request.year_max or '…'}"
         return f"No {self.neo.prompts.plural(request.entity_type)}{years} are left to suggest after the filters."
 
