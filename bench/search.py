@@ -47,6 +47,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from neo_sdk.catalog import Catalog, leave_one_out
 from neo_sdk.evaluation import (
     SearchRow,
+    SearchSetup,
     collaborative_row,
     neo_search,
     plot_search,
@@ -64,40 +65,16 @@ Row = SearchRow  # the names tests/test_search_queries.py reads from this script
 __all__ = ["Row", "main", "neo_search"]
 
 
-def load_neo(bundle: Path, db: Path, *, model_alone: bool) -> tuple[Any | None, str]:
-    """``Neo.load`` per the runtime contract; ``(None, why)`` when the runtime cannot do it yet."""
-    try:
-        from neo_sdk import Neo
-    except ImportError as exc:
-        return None, f"neo_sdk.Neo is not importable ({exc})"
-    kwargs: dict[str, Any] = {"catalog": str(db), "sessions": ":memory:"}
-    if model_alone:
-        kwargs["retrieval"] = False
-    try:
-        return Neo.load(bundle, **kwargs), ""
-    except TypeError as exc:
-        if model_alone and "retrieval" in str(exc):
-            return None, "Neo.load has no retrieval= option yet (the runtime contract's model-alone switch)"
-        return None, f"Neo.load failed: {type(exc).__name__}: {exc}"
-    except Exception as exc:
-        return None, f"Neo.load failed: {type(exc).__name__}: {exc}"
+def model_rows(bundle: Path, db: Path, setup: SearchSetup, k: int) -> list[SearchRow]:
+    """The neo and model-alone (``retrieval=False``) rows, one runtime loaded at a time."""
+    from neo_sdk import Neo
 
-
-def model_rows(bundle: Path, db: Path, setup: Any, k: int) -> tuple[list[SearchRow], list[str]]:
-    """The neo and model-alone rows, one runtime loaded at a time; notes for the ones skipped."""
-    rows, notes = [], []
-    for label, alone in (("neo", False), ("model alone", True)):
-        neo, why = load_neo(bundle, db, model_alone=alone)
-        if neo is None:
-            notes.append(f"{label}: skipped: {why}")
-            print(f"  {label}: skipped: {why}", flush=True)
-            continue
-        try:
+    rows = []
+    for label, retrieval in (("neo", True), ("model alone", False)):
+        with Neo.load(bundle, catalog=db, sessions=":memory:", retrieval=retrieval) as neo:
             rows.append(runtime_row(label, neo, setup, k))
-        finally:
-            neo.close()
         print(f"  {label}: done ({len(rows[-1].errors)} failed requests)", flush=True)
-    return rows, notes
+    return rows
 
 
 def print_runtime(method: str, result: dict[str, Any]) -> None:
@@ -152,12 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
           " (not in the dense p50)", flush=True)
     rows.append(popularity_row(setup, args.k))
     rows.append(collaborative_row(setup, args.k))
-    notes: list[str] = []
     if args.bundle is not None:
         print("the runtimes serve a copy of the catalog without the validation and test interactions", flush=True)
         with train_only_catalog(catalog, split) as served:
-            runtime, notes = model_rows(args.bundle, served, setup, args.k)
-        rows += runtime
+            rows += model_rows(args.bundle, served, setup, args.k)
     result = search_summary(setup, rows, args.k, runtimes=[r.method for r in rows if r.method in ("neo", "model alone")],
                             dense_encode_s=encode_s)
 
@@ -170,14 +145,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_runtime(method, result)
     if args.bundle is None:
         print("model rows: not run (no --bundle)")
-    for note in notes:
-        print(note)
 
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({
             "command": command, "machine": machine, "seconds": round(total, 1), "catalog": str(args.db),
-            "bundle": str(args.bundle) if args.bundle else None, "notes": notes, **result,
+            "bundle": str(args.bundle) if args.bundle else None, **result,
             "queries": {f: [q.to_dict() for q in qs] for f, qs in setup.queries.items()},
         }, indent=1, ensure_ascii=False))
         print(f"wrote {args.json}")
