@@ -16,11 +16,12 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.security import HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from neo_sdk import __version__
@@ -63,6 +64,8 @@ _PATH = re.compile(r" (?:in|of) (?:catalog |the catalog )?(?:(?:/|[A-Za-z]:\\)\S
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 422, 429, 503, 504)
 }
+_BEARER = HTTPBearer(auto_error=False, description="an API key of this server (`neo serve --keys` or $NEO_API_KEYS)")
+_KEY_NAME = "neo_key_name"  # where _Auth leaves the caller's key name in the ASGI scope's state
 
 
 class _State:
@@ -117,19 +120,11 @@ def create_app(config: ServerConfig, *, neo: Neo | None = None, loader: Callable
     app.state.neo_state = state
     _install_errors(app)
     app.add_middleware(_BodyLimit, limit=config.limits.max_body_bytes)
+    app.add_middleware(_Auth, config=config)  # outermost: the caller is known before the body is read
 
-    def owner(request: Request) -> str | None:
-        """The calling key's name (None without auth)."""
-        if not config.auth:
-            return None
-        header = request.headers.get("authorization", "")
-        scheme, _, key = header.partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
-            raise AuthenticationError("missing API key: send Authorization: Bearer <key>", code="missing_api_key")
-        name = config.keys.name_of(key.strip())
-        if name is None:
-            raise AuthenticationError("invalid API key", code="invalid_api_key")
-        return name
+    def owner(request: Request, _: Annotated[Any, Security(_BEARER)] = None) -> str | None:
+        """The calling key's name (None without auth), as :class:`_Auth` found it before the body was read."""
+        return request.scope.get("state", {}).get(_KEY_NAME)
 
     def check_model(model: str) -> None:
         if model != config.model_name:
@@ -232,6 +227,14 @@ def create_app(config: ServerConfig, *, neo: Neo | None = None, loader: Callable
     async def search(body: SearchRequest, request: Request, key: str | None = Depends(owner)) -> Any:
         """Items that match ``query`` (ranked with the user's taste when there is a user)."""
         return await items(body, request, key, body.query, "search")
+
+    @app.get("/v1/sessions", tags=["neo"])
+    async def list_sessions(user: str | None = None, limit: int = Query(default=50, ge=1, le=500),
+                            key: str | None = Depends(owner)) -> dict[str, Any]:
+        """The calling key's stored sessions, most recently updated first (of one catalog user with ``user``)."""
+        neo = state.runtime()
+        rows = neo.store.list(user, owner=key, limit=limit)
+        return {"object": "list", "data": [{"object": "session", **row} for row in rows]}
 
     @app.get("/v1/sessions/{session_id}", tags=["neo"])
     async def get_session(session_id: str, key: str | None = Depends(owner)) -> dict[str, Any]:
@@ -350,6 +353,8 @@ def _install_errors(app: FastAPI) -> None:
         loc = [str(p) for p in first.get("loc", ()) if p != "body"]
         param = ".".join(loc) or None
         message = f"{param + ': ' if param else ''}{first.get('msg', 'invalid value')}"
+        if first.get("type") == "invalid_unicode":
+            param = ".".join(p for p in (param, first.get("ctx", {}).get("path")) if p) or None
         if first.get("type") == "json_invalid":
             param = None
             message = f"the body is not valid JSON ({first.get('ctx', {}).get('error', 'parse error')})"
@@ -377,20 +382,45 @@ class _BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        message = f"the request body is larger than this server's limit of {self.limit} bytes"
+        too_large = f"the request body is larger than this server's limit of {self.limit} bytes"
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await _error_response(APIError(message, status=413, code="body_too_large"))(scope, receive, send)
+            await _error_response(APIError(too_large, status=413, code="body_too_large"))(scope, receive, send)
             return
         seen = 0
 
         async def limited() -> Any:
             nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
+            event = await receive()
+            if event["type"] == "http.request":
+                seen += len(event.get("body", b""))
                 if seen > self.limit:  # FastAPI passes an HTTPException through its body parsing
-                    raise HTTPException(status_code=413, detail=message)
-            return message
+                    raise HTTPException(status_code=413, detail=too_large)
+            return event
 
         await self.app(scope, limited, send)
+
+
+class _Auth:
+    """401 for a ``/v1`` request without a valid key, before anything reads its body; the key's
+    name goes to the scope's state (``owner`` reads it)."""
+
+    def __init__(self, app: Any, config: ServerConfig) -> None:
+        self.app, self.config = app, config
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not self.config.auth or not scope["path"].startswith("/v1"):
+            await self.app(scope, receive, send)
+            return
+        header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            error = AuthenticationError("missing API key: send Authorization: Bearer <key>", code="missing_api_key")
+        else:
+            name = self.config.keys.name_of(key.strip())
+            if name is not None:
+                scope.setdefault("state", {})[_KEY_NAME] = name
+                await self.app(scope, receive, send)
+                return
+            error = AuthenticationError("invalid API key", code="invalid_api_key")
+        await _error_response(error)(scope, receive, send)

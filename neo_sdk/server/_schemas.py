@@ -3,18 +3,56 @@ neo-sdk's steering as extra top-level fields, and the typed ``/v1/recommend`` an
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from neo_sdk.session import ItemRef, Request
+
+# The OpenAI API takes numbers and booleans as JSON numbers and booleans only ("5" is refused).
+Int = Annotated[int, Field(strict=True)]
+Float = Annotated[float, Field(strict=True)]
+Bool = Annotated[bool, Field(strict=True)]
+Str = Annotated[str, Field(strict=True)]
+# Session ids travel in URL paths (GET/DELETE /v1/sessions/{id}): only ids that read back unchanged.
+SESSION_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+
+
+def _check_text(value: Any, path: str) -> None:
+    """Refuse a string that is not Unicode text (a lone surrogate such as ``"\\ud800"`` is valid
+    JSON but can be neither tokenized nor stored)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise PydanticCustomError(
+                "invalid_unicode", "the text has a lone surrogate (an unpaired \\uD800-\\uDFFF"
+                " escape); send valid Unicode", {"path": path}) from None
+    elif isinstance(value, dict):
+        for key, inner in value.items():
+            _check_text(key, path)
+            _check_text(inner, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for n, inner in enumerate(value):
+            _check_text(inner, f"{path}.{n}" if path else str(n))
+
+
+class _Body(BaseModel):
+    """A request body: every string in it (extra fields included) must be Unicode text."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unicode_only(cls, data: Any) -> Any:
+        _check_text(data, "")
+        return data
 
 
 class TextContent(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    type: str
-    text: str | None = None
+    type: Str
+    text: Str | None = None
 
 
 class ChatMessage(BaseModel):
@@ -24,34 +62,49 @@ class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
-    content: str | list[TextContent] | None = None
-    name: str | None = None
+    content: Str | list[TextContent] | None = None
+    name: Str | None = None
     neo: dict[str, Any] | None = None
 
 
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    include_usage: bool = False
+    include_usage: Bool = False
 
 
-class Steering(BaseModel):
+class Filters(BaseModel):
+    """Facts every returned item must have (what ``Session.ask(filters=...)`` takes)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    year_min: Int | None = Field(default=None, description="earliest year")
+    year_max: Int | None = Field(default=None, description="latest year")
+    exclude: list[Str] | None = Field(default=None, description="item ids never to return")
+    categories: list[Str] | None = Field(default=None, description="category values every item has")
+    related: list[Str] | None = Field(default=None, description="item ids every item is linked to")
+
+
+class Steering(_Body):
     """neo-sdk's steering of one request (what ``Session.ask`` takes), plus where the dialogue lives."""
 
-    task: str | None = Field(default=None, description="next_item, search, explain, profile or like_this")
-    entity_type: str | None = Field(default=None, description="the type of items to return")
+    task: Str | None = Field(default=None, description="next_item, search, explain, profile or like_this")
+    entity_type: Str | None = Field(default=None, description="the type of items to return")
     format: Literal["ids", "mixed", "text"] | None = Field(default=None, description="ids, mixed or text")
-    k: int | None = Field(default=None, ge=1, description="items in an ids answer")
-    filters: dict[str, Any] | None = Field(default=None, description="year_min, year_max, exclude, categories,"
-                                           " related (as Session.ask takes them)")
-    history: list[str] | None = Field(default=None, description="item ids the user consumed, oldest first")
-    session_id: str | None = Field(default=None, min_length=1, max_length=128,
-                                   description="store the dialogue server side under this id (owned by the key)")
+    k: Int | None = Field(default=None, ge=1, description="items in an ids answer")
+    filters: Filters | None = Field(default=None, description="facts every item has (as Session.ask takes them)")
+    history: list[Str] | None = Field(default=None, description="item ids the user consumed, oldest first")
+    session_id: Str | None = Field(default=None, pattern=SESSION_ID,
+                                   description="store the dialogue server side under this id (owned by the key):"
+                                   " letters, digits and . _ : - (up to 128, starting with a letter or digit)")
 
     def steering(self) -> dict[str, Any]:
         """The arguments ``Session.ask`` takes."""
-        return {k: v for k, v in self.model_dump(include={"task", "entity_type", "format", "k", "filters"}).items()
-                if v is not None}
+        chosen = {k: v for k, v in self.model_dump(include={"task", "entity_type", "format", "k"}).items()
+                  if v is not None}
+        if self.filters is not None:
+            chosen["filters"] = self.filters.model_dump(exclude_none=True)
+        return chosen
 
 
 class ChatCompletionRequest(Steering):
@@ -60,20 +113,20 @@ class ChatCompletionRequest(Steering):
 
     model_config = ConfigDict(extra="allow")
 
-    model: str
+    model: Str
     messages: list[ChatMessage] = Field(min_length=1)
-    stream: bool = False
+    stream: Bool = False
     stream_options: StreamOptions | None = None
-    n: int | None = None
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
-    stop: str | list[str] | None = None
-    user: str | None = None
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, ge=0, le=1)
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
-    seed: int | None = None
+    n: Int | None = None
+    max_tokens: Int | None = Field(default=None, ge=1)
+    max_completion_tokens: Int | None = Field(default=None, ge=1)
+    stop: Str | list[Str] | None = None
+    user: Str | None = None
+    temperature: Float | None = Field(default=None, ge=0, le=2)
+    top_p: Float | None = Field(default=None, ge=0, le=1)
+    presence_penalty: Float | None = None
+    frequency_penalty: Float | None = None
+    seed: Int | None = None
 
 
 class ItemsRequest(Steering):
@@ -81,20 +134,20 @@ class ItemsRequest(Steering):
 
     model_config = ConfigDict(extra="forbid")
 
-    user: str | None = Field(default=None, description="a catalog user id (their history is used)")
-    k: int = Field(default=10, ge=1, description="items to return")
+    user: Str | None = Field(default=None, description="a catalog user id (their history is used)")
+    k: Int = Field(default=10, ge=1, description="items to return")
 
 
 class RecommendRequest(ItemsRequest):
     """``POST /v1/recommend``: a ranked list for a user, a history, or a request in words."""
 
-    text: str = Field(default="recommend", min_length=1, description="the request in words")
+    text: Str = Field(default="recommend", min_length=1, description="the request in words")
 
 
 class SearchRequest(ItemsRequest):
     """``POST /v1/search``: items matching words (with the user's taste when there is one)."""
 
-    query: str = Field(min_length=1, description="what to find, in words")
+    query: Str = Field(min_length=1, description="what to find, in words")
 
 
 class ItemsResponse(BaseModel):

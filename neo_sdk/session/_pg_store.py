@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import EllipsisType
 from typing import TYPE_CHECKING, Any
 
 from neo_sdk.errors import SessionError
@@ -220,14 +221,23 @@ class PostgresSessionStore:
                 "SELECT answer FROM neo_turns WHERE session_id=%s ORDER BY idx", [session_id])]
         return SessionRecord(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], row[6], events, turns)
 
-    def list(self, user: str | None = None) -> list[dict[str, Any]]:
-        """Sessions (newest first), optionally of one user: id, user, created, updated, turns."""
+    def list(self, user: str | None = None, *, owner: str | EllipsisType | None = ...,
+             limit: int | None = None) -> list[dict[str, Any]]:
+        """Sessions (most recently updated first): id, user, created, updated, turns; filtered as
+        :meth:`SessionStore.list <neo_sdk.session._store.SessionStore.list>` describes."""
         sql = ("SELECT s.id, s.user_id, s.created, s.updated,"
-               " (SELECT COUNT(*) FROM neo_turns t WHERE t.session_id=s.id) FROM neo_sessions s")
+               " (SELECT COUNT(*) FROM neo_turns t WHERE t.session_id=s.id) FROM neo_sessions s WHERE TRUE")
         args: list[Any] = []
         if user is not None:
-            sql += " WHERE s.user_id=%s"
+            sql += " AND s.user_id=%s"
             args.append(user)
+        if owner is not ...:
+            sql += " AND (s.options::jsonb ->> 'owner') IS NOT DISTINCT FROM %s"
+            args.append(owner)
+        sql += " ORDER BY s.updated DESC"
+        if limit is not None:
+            sql += " LIMIT %s"
+            args.append(limit)
         with self._transaction() as conn:
-            rows = conn.execute(sql + " ORDER BY s.updated DESC", args).fetchall()
+            rows = conn.execute(sql, args).fetchall()
         return [{"id": r[0], "user": r[1], "created": r[2], "updated": r[3], "turns": int(r[4])} for r in rows]

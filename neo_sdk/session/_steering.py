@@ -306,9 +306,9 @@ class _Reading:
         year_min = given.get("year_min", year_min)
         year_max = given.get("year_max", year_max)
         for name, value in (("year_min", year_min), ("year_max", year_max)):
-            if value is not None and not isinstance(value, int):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
                 raise ConfigError(f"filter {name} must be an integer year (got {value!r})")
-        for item in given.get("exclude", ()):
+        for item in _strings(given, "exclude", "item ids"):
             self.vocab.type_of(item)  # raises UnknownItemError
             if item not in exclude:
                 exclude.append(item)
@@ -331,11 +331,8 @@ class _Reading:
         related = list(base.related) if base is not None else []
         categories += [c for c in self.stated.categories if c not in categories]
         related += [r for r in self.stated.related if r not in related]
-        values = given.get("categories", ())
-        if isinstance(values, str) or not all(isinstance(v, str) for v in values):
-            raise ConfigError(f"filter categories must be a list of category values (got {values!r})")
-        categories += [v for v in values if v not in categories]
-        for item in given.get("related", ()):
+        categories += [v for v in _strings(given, "categories", "category values") if v not in categories]
+        for item in _strings(given, "related", "item ids"):
             self.vocab.type_of(item)  # raises UnknownItemError
             if (None, item) not in related:
                 related.append((None, item))
@@ -471,3 +468,14 @@ def _search_query(t: str, vocab: SteeringVocabulary) -> str:
     text = _FILLER.sub(" ", text)
     text = re.sub(r"[^\w\s'&-]", " ", text)
     return " ".join(text.split())
+
+
+def _strings(filters: Mapping[str, Any], name: str, what: str) -> list[str]:
+    """``filters[name]`` as a list of strings (none when absent). Raises :class:`ConfigError` for
+    any other shape (a bare string, a number, nested lists or objects)."""
+    values = filters.get(name)
+    if values is None:
+        return []
+    if not isinstance(values, list | tuple) or not all(isinstance(v, str) for v in values):
+        raise ConfigError(f"filter {name} must be a list of {what} (strings), got {values!r}")
+    return list(values)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from types import EllipsisType
 from typing import Any, Protocol, runtime_checkable
 
 from neo_sdk import _sqlite
@@ -150,16 +151,26 @@ class SessionStore:
                 self._conn.execute("COMMIT")
         return SessionRecord(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], row[6], events, turns)
 
-    def list(self, user: str | None = None) -> list[dict[str, Any]]:
-        """Sessions (newest first), optionally of one user: id, user, created, updated, turns."""
+    def list(self, user: str | None = None, *, owner: str | EllipsisType | None = ...,
+             limit: int | None = None) -> list[dict[str, Any]]:
+        """Sessions (most recently updated first): id, user, created, updated, turns. ``user``: of one
+        user only; ``owner``: made by this owner only (``None``: those without one; ``...``: any);
+        ``limit``: at most this many."""
         sql = ("SELECT s.id, s.user_id, s.created, s.updated, (SELECT COUNT(*) FROM turns t WHERE t.session_id=s.id)"
-               " FROM sessions s")
+               " FROM sessions s WHERE 1=1")
         args: list[Any] = []
         if user is not None:
-            sql += " WHERE s.user_id=?"
+            sql += " AND s.user_id=?"
             args.append(user)
+        if owner is not ...:
+            sql += " AND json_extract(s.options, '$.owner') IS ?"
+            args.append(owner)
+        sql += " ORDER BY s.updated DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
         with self._lock:
-            rows = self._conn.execute(sql + " ORDER BY s.updated DESC", args).fetchall()
+            rows = self._conn.execute(sql, args).fetchall()
         return [{"id": r[0], "user": r[1], "created": r[2], "updated": r[3], "turns": r[4]} for r in rows]
 
 
@@ -186,7 +197,8 @@ class SessionStoreLike(Protocol):
 
     def load(self, session_id: str) -> SessionRecord: ...
 
-    def list(self, user: str | None = None) -> list[dict[str, Any]]: ...
+    def list(self, user: str | None = None, *, owner: str | EllipsisType | None = ...,
+             limit: int | None = None) -> list[dict[str, Any]]: ...
 
 
 def open_session_store(spec: str | os.PathLike[str] | SessionStoreLike) -> SessionStoreLike:
