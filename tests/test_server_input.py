@@ -156,7 +156,7 @@ def test_every_accepted_session_id_can_be_read_and_deleted(base_url: str, sessio
 
 # ------------------------------------------------------------------------ strict types
 @pytest.mark.parametrize(("field", "value"), [
-    ("k", "5"), ("k", 5.0), ("k", True), ("stream", "true"), ("stream", 1), ("max_tokens", "8"), ("n", "1"),
+    ("k", "5"), ("k", 5.5), ("k", True), ("stream", "true"), ("stream", 1), ("max_tokens", "8"), ("n", "1"),
     ("temperature", "0.5"), ("top_p", "1"), ("seed", "3"), ("stream_options", {"include_usage": "yes"}),
 ])
 def test_strings_are_not_taken_for_numbers_or_booleans(base_url: str, field: str, value: Any) -> None:
@@ -170,5 +170,5 @@ def test_typed_routes_take_k_as_a_number_only(base_url: str, path: str, body: di
 
 
 def test_numbers_the_openai_api_takes_are_still_taken(base_url: str) -> None:
-    response = send(base_url, chat(temperature=1, top_p=1, seed=3, n=1, max_tokens=32, stream=False))
+    response = send(base_url, chat(temperature=1, top_p=1, seed=3, n=1, max_tokens=32, stream=False, k=2.0))
     assert response.status_code == 200, response.text

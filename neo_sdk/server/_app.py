@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 
 from neo_sdk import __version__
 from neo_sdk.errors import (
@@ -45,7 +47,7 @@ from neo_sdk.server._chat import (
     request_text,
     stops_of,
 )
-from neo_sdk.server._config import ServerConfig
+from neo_sdk.server._config import Limits, ServerConfig
 from neo_sdk.server._runs import Admission, Run
 from neo_sdk.server._schemas import (
     ChatCompletionRequest,
@@ -116,8 +118,17 @@ def create_app(config: ServerConfig, *, neo: Neo | None = None, loader: Callable
         state.executor.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(title="neo-sdk", version=__version__, lifespan=lifespan, responses=_ERRORS,
+                  dependencies=[Depends(_known_query)],
                   description="A neo-sdk bundle behind the OpenAI chat-completions API (see docs/serving.md).")
     app.state.neo_state = state
+    generated = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generated()
+        _document_limits(schema, config.limits)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     _install_errors(app)
     app.add_middleware(_BodyLimit, limit=config.limits.max_body_bytes)
     app.add_middleware(_Auth, config=config)  # outermost: the caller is known before the body is read
@@ -254,6 +265,37 @@ def create_app(config: ServerConfig, *, neo: Neo | None = None, loader: Callable
     return app
 
 
+def _known_query(request: Request) -> None:
+    """422 for a query parameter the route does not take (a misspelt ``limit`` is not silently ignored)."""
+    route = request.scope.get("route")
+    known = {p.alias for p in route.dependant.query_params} if isinstance(route, APIRoute) else set()
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise APIError(f"unknown query parameter {unknown[0]!r}" + (f"; this route takes {', '.join(sorted(known))}"
+                       if known else "; this route takes none"), status=422, param=unknown[0],
+                       code="unknown_parameter")
+
+
+def _document_limits(schema: dict[str, Any], limits: Limits) -> None:
+    """Write this server's limits into its OpenAPI schema (bodies over them are refused with 400)."""
+    bodies = schema.get("components", {}).get("schemas", {})
+
+    def bound(model: str, field: str, **rule: int) -> None:
+        spec = bodies.get(model, {}).get("properties", {}).get(field)
+        if spec is not None:
+            for option in spec.get("anyOf", [spec]):
+                if option.get("type") in ("integer", "array", "string"):
+                    option.update(rule)
+
+    for model in ("ChatCompletionRequest", "RecommendRequest", "SearchRequest"):
+        bound(model, "k", maximum=limits.max_k)
+    bound("ChatCompletionRequest", "max_tokens", maximum=limits.max_tokens)
+    bound("ChatCompletionRequest", "max_completion_tokens", maximum=limits.max_tokens)
+    bound("ChatCompletionRequest", "messages", maxItems=limits.max_messages)
+    bound("ChatCompletionRequest", "stop", maxItems=4)
+    bound("ChatMessage", "content", maxLength=limits.max_message_chars)
+
+
 def _owned(neo: Neo, session_id: str, key: str | None) -> Any:
     """The stored session when ``key`` made it; 404 otherwise (as if it did not exist)."""
     missing = NotFoundError(f"no session {session_id!r}", param="session_id", code="session_not_found")
@@ -334,9 +376,11 @@ def _translate(exc: NeoError) -> APIError:
     return APIError(f"{type(exc).__name__}: {exc}", status=500, type="server_error")
 
 
-def _error_response(error: APIError) -> JSONResponse:
-    headers = {"Retry-After": str(int(error.retry_after))} if error.retry_after is not None else None
-    return JSONResponse(error.to_dict(), status_code=error.status, headers=headers)
+def _error_response(error: APIError, headers: dict[str, str] | None = None) -> JSONResponse:
+    headers = dict(headers or {})
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(int(error.retry_after))
+    return JSONResponse(error.to_dict(), status_code=error.status, headers=headers or None)
 
 
 def _install_errors(app: FastAPI) -> None:
@@ -361,10 +405,15 @@ def _install_errors(app: FastAPI) -> None:
         return _error_response(APIError(message, status=422, param=param, code=str(first.get("type", "invalid"))))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
         code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(exc.status_code, "http_error")
-        return _error_response(APIError(str(exc.detail), status=exc.status_code, type=kind, code=code))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not only those of the first route that matched it
+            methods = {m for route in app.routes if isinstance(route, BaseRoute)
+                       and route.matches(request.scope)[0] == Match.PARTIAL for m in getattr(route, "methods", ())}
+            headers["Allow"] = ", ".join(sorted(methods))
+        return _error_response(APIError(str(exc.detail), status=exc.status_code, type=kind, code=code), headers)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:

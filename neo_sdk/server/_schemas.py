@@ -5,13 +5,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from neo_sdk.session import ItemRef, Request
 
+
 # The OpenAI API takes numbers and booleans as JSON numbers and booleans only ("5" is refused).
-Int = Annotated[int, Field(strict=True)]
+def _whole_number(value: Any) -> Any:
+    """A JSON number with no fraction (``5`` or ``5.0``, as JSON Schema's integer); never a string or boolean."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PydanticCustomError("int_type", "Input should be a whole number (a JSON number, not a string)")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_whole_number), Field(strict=True)]
 Float = Annotated[float, Field(strict=True)]
 Bool = Annotated[bool, Field(strict=True)]
 Str = Annotated[str, Field(strict=True)]
