@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     serve.add_argument("--model-name", default="neo", help="the model id clients ask for (default neo)")
     serve.add_argument("--keys", help='JSON file of API keys {"name": "key"} (default: $NEO_API_KEYS)')
     serve.add_argument("--no-auth", action="store_true", help="serve without API keys (local experiments only)")
+    serve.add_argument("--open", action="store_true", help="open the playground (/) in a browser once serving")
     from neo_sdk.server._config import Limits  # not the package: building the parser loads no torch
 
     for field in fields(Limits):
@@ -53,12 +54,36 @@ def _serve(args: argparse.Namespace) -> int:
     }
     config_from_spec(spec)  # refuse bad keys or limits before any worker starts
     os.environ[SPEC_ENV] = json.dumps(spec)
+    page = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}/"
     print(f"neo serve: {args.bundle} as model {args.model_name!r} on http://{args.host}:{args.port}/v1"
-          f" ({args.workers} worker{'s' if args.workers > 1 else ''}; auth {'off' if args.no_auth else 'on'})",
-          file=sys.stderr)
+          f" ({args.workers} worker{'s' if args.workers > 1 else ''}; auth {'off' if args.no_auth else 'on'});"
+          f" playground: {page}", file=sys.stderr)
+    if args.open:
+        _open_when_up(page)
     uvicorn.run("neo_sdk.cli._serve:app_from_environment", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level="info", timeout_graceful_shutdown=5)
     return 0
+
+
+def _open_when_up(page: str) -> None:
+    """Open ``page`` in the default browser once ``/health`` answers (in the background)."""
+    import threading
+    import time
+    import webbrowser
+
+    import httpx
+
+    def wait_then_open() -> None:
+        for _ in range(600):
+            try:
+                httpx.get(page + "health", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        if not webbrowser.open(page):
+            print(f"neo serve: no browser could be opened here; open {page} yourself", file=sys.stderr)
+
+    threading.Thread(target=wait_then_open, name="open-playground", daemon=True).start()
 
 
 def config_from_spec(spec: dict):

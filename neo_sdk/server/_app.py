@@ -16,11 +16,12 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -50,12 +51,16 @@ from neo_sdk.server._chat import (
 from neo_sdk.server._config import Limits, ServerConfig
 from neo_sdk.server._runs import Admission, Run
 from neo_sdk.server._schemas import (
+    CatalogResponse,
     ChatCompletionRequest,
     ErrorResponse,
+    ItemsList,
     ItemsRequest,
     ItemsResponse,
     RecommendRequest,
     SearchRequest,
+    UserResponse,
+    UsersList,
 )
 
 if TYPE_CHECKING:
@@ -67,6 +72,14 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 422, 429, 503, 504)
 }
 _BEARER = HTTPBearer(auto_error=False, description="an API key of this server (`neo serve --keys` or $NEO_API_KEYS)")
+_PLAYGROUND = Path(__file__).parent / "playground"
+_ASSETS = {"playground.js": "text/javascript", "playground.css": "text/css"}
+# The page loads nothing from another origin and runs no inline code: the browser is told so.
+_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
+    " connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache",
+}
 _KEY_NAME = "neo_key_name"  # where _Auth leaves the caller's key name in the ASGI scope's state
 
 
@@ -153,6 +166,17 @@ def create_app(config: ServerConfig, *, neo: Neo | None = None, loader: Callable
     def deadline() -> float:
         return asyncio.get_running_loop().time() + config.limits.timeout_s
 
+    @app.get("/", include_in_schema=False)
+    async def playground() -> FileResponse:
+        """The playground: a page on this same /v1 API (neo_sdk/server/playground)."""
+        return FileResponse(_PLAYGROUND / "index.html", headers=_PAGE_HEADERS)
+
+    @app.get("/playground/{name}", include_in_schema=False)
+    async def playground_file(name: str) -> FileResponse:
+        if name not in _ASSETS:
+            raise NotFoundError(f"no playground file {name!r}", code="not_found")
+        return FileResponse(_PLAYGROUND / name, media_type=_ASSETS[name], headers=_PAGE_HEADERS)
+
     @app.get("/health", tags=["server"])
     async def health() -> JSONResponse:
         status = "ok" if state.neo is not None and not state.closing else (
@@ -238,6 +262,33 @@ def create_app(config: ServerConfig, *, neo: Neo | None = None, loader: Callable
     async def search(body: SearchRequest, request: Request, key: str | None = Depends(owner)) -> Any:
         """Items that match ``query`` (ranked with the user's taste when there is a user)."""
         return await items(body, request, key, body.query, "search")
+
+    @app.get("/v1/catalog", tags=["neo"], response_model=CatalogResponse)
+    async def catalog(_: str | None = Depends(owner)) -> Any:
+        """What a request can name here: tasks, formats, entity types with their category values, relations."""
+        return state.runtime().vocabulary()
+
+    @app.get("/v1/items", tags=["neo"], response_model=ItemsList)
+    async def item_cards(id: Annotated[list[str], Query(min_length=1, max_length=100, description="item ids")],
+                         _: str | None = Depends(owner)) -> Any:
+        """Item cards (title, type, year, category values, related items), in the order asked."""
+        neo = state.runtime()
+        return {"object": "list", "data": [neo.card(item_id) for item_id in id]}
+
+    @app.get("/v1/users", tags=["neo"], response_model=UsersList)
+    async def users(limit: int = Query(default=50, ge=1, le=500), _: str | None = Depends(owner)) -> Any:
+        """Catalog users with the most interactions first (for a user picker)."""
+        counts = state.runtime().facts.train
+        ranked = sorted(counts, key=lambda u: (-len(counts[u]), u))[:limit]
+        return {"object": "list", "data": [{"id": u, "interactions": len(counts[u])} for u in ranked]}
+
+    @app.get("/v1/users/{user_id}", tags=["neo"], response_model=UserResponse)
+    async def user(user_id: str, recent: int = Query(default=10, ge=0, le=100),
+                   _: str | None = Depends(owner)) -> Any:
+        """A catalog user: how many interactions, and the most recent items (newest first)."""
+        neo = state.runtime()
+        items = neo.recent(user_id, recent)  # an unknown user → 404
+        return {"id": user_id, "interactions": len(neo.facts.train.get(user_id, [])), "recent": items}
 
     @app.get("/v1/sessions", tags=["neo"])
     async def list_sessions(user: str | None = None, limit: int = Query(default=50, ge=1, le=500),

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from neo_sdk.session import ItemRef, Request
+from neo_sdk.session import ItemCard, ItemRef, Request
 
 
 # The OpenAI API takes numbers and booleans as JSON numbers and booleans only ("5" is refused).
@@ -169,6 +169,57 @@ class ItemsResponse(BaseModel):
     turn: int
     timings: dict[str, float]
     usage: dict[str, int]
+
+
+class EntityTypeInfo(BaseModel):
+    name: str
+    plural: str
+    items: int
+    categories: list[str]
+
+
+class RelationInfo(BaseModel):
+    name: str
+    words: str
+
+
+class CatalogResponse(BaseModel):
+    """``GET /v1/catalog``: what a request can name on this bundle."""
+
+    tasks: list[str]
+    formats: list[str]
+    types: list[EntityTypeInfo]
+    default_type: str
+    relations: list[RelationInfo]
+    users: int
+    new_items: int
+
+
+class ItemsList(BaseModel):
+    """``GET /v1/items``: item cards."""
+
+    object: Literal["list"] = "list"
+    data: list[ItemCard]
+
+
+class UserSummary(BaseModel):
+    id: str
+    interactions: int
+
+
+class UsersList(BaseModel):
+    """``GET /v1/users``: catalog users, most interactions first."""
+
+    object: Literal["list"] = "list"
+    data: list[UserSummary]
+
+
+class UserResponse(BaseModel):
+    """``GET /v1/users/{id}``: a catalog user and their latest items."""
+
+    id: str
+    interactions: int
+    recent: list[ItemRef]
 
 
 class ErrorBody(BaseModel):

@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from neo_sdk._names import TASKS, Task
 from neo_sdk._names import OutputFormat as Format
 
-__all__ = ["TASKS", "Answer", "Decoded", "Format", "ItemPart", "ItemRef", "Request", "Segment", "Steering",
-           "StreamEvent", "Task", "TextPart"]
+__all__ = ["TASKS", "Answer", "Decoded", "Format", "ItemCard", "ItemPart", "ItemRef", "Link", "Request", "Segment",
+           "Steering", "StreamEvent", "Task", "TextPart"]
 
 
 class Steering(TypedDict, total=False):
@@ -52,6 +52,28 @@ class ItemRef(BaseModel):
 
     def label(self) -> str:
         return f"{self.title} ({self.year})" if self.year and str(self.year) not in self.title else self.title
+
+
+class Link(BaseModel):
+    """An item related to another through a catalog relation, as a card shows it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    relation: str = Field(description="the catalog relation, e.g. directed_by")
+    words: str = Field(description="the relation in words, read from the item it is shown on: 'directed by' for"
+                       " a link out of it, the role ('director') for a link into it")
+    direction: Literal["out", "in"]
+    id: str
+    type: str
+    title: str
+
+
+class ItemCard(ItemRef):
+    """An item with what a person looks at: its category values and related items (``Neo.card``)."""
+
+    categories: list[str] = Field(default_factory=list, description="values of the type's category field")
+    related: list[Link] = Field(default_factory=list, description="linked items, links out of the item first")
+    active: bool = Field(default=True, description="inactive items are never recommended")
 
 
 class TextPart(BaseModel):

@@ -96,7 +96,9 @@ def marked(segments: Sequence[Segment]) -> str:
 def summary(found: Grounding, said: Sequence[Segment], by: str) -> dict[str, Any]:
     """What the check found in the model's text (``Answer.explanation_check``)."""
     out: dict[str, Any] = {"claims": found.checkable, "true": len(found.true),
-                           "false": [c.reason for c in found.false], "shown": by}
+                           "false": [c.reason for c in found.false], "shown": by,
+                           "checked": [{"text": c.text, "kind": c.kind, "holds": c.holds, "reason": c.reason}
+                                       for c in (*found.true, *found.false)]}
     if by != "model":
         out["model_text"] = "".join(s.text if isinstance(s, TextPart) else s.item.label() for s in said).strip()
     return out

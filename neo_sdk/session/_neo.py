@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any, Self
 
 from neo_sdk._home import neo_home
+from neo_sdk._names import OUTPUT_FORMATS, TASKS
 from neo_sdk.bundle import BundleContents, load_bundle, read_manifest
 from neo_sdk.catalog import Catalog
 from neo_sdk.decoding import build_decoder
 from neo_sdk.encoding import ExampleEncoder
 from neo_sdk.errors import BundleError, ConfigError, SessionError, UnknownItemError
 from neo_sdk.prompts import PromptSet, load_prompts
-from neo_sdk.session._answer import Answer, Decoded, ItemRef, Request, StreamEvent
+from neo_sdk.session._answer import Answer, Decoded, ItemCard, ItemRef, Link, Request, StreamEvent
 from neo_sdk.session._decode import Responder
 from neo_sdk.session._session import Session
 from neo_sdk.session._store import SessionStoreLike, open_session_store
@@ -215,6 +216,40 @@ class Neo:
         return ItemRef(id=item_id, type=item.entity_type, title=item.title, sid=sid, score=score,
                        year=self.facts.year(item_id), new=self.bundle.is_new(item_id),
                        role=role)  # type: ignore[arg-type]
+
+    def card(self, item_id: str, *, links: int = 12) -> ItemCard:
+        """An item as a person looks at it: title, type, year, category values, up to ``links``
+        related items (links out of it first). Raises :class:`UnknownItemError`."""
+        ref = self.item(item_id)
+        related = [Link(relation=r, words=self.facts.relation_words(r), direction="out", id=other,
+                        type=self.facts.type_of(other), title=self.facts.title(other))
+                   for r, other in self.facts.forward.get(item_id, [])[:links]]
+        related += [Link(relation=r, words=self.facts.role_word(r), direction="in", id=other,
+                         type=self.facts.type_of(other), title=self.facts.title(other))
+                    for r, other in self.facts.reverse.get(item_id, [])[:links - len(related)]]
+        active = item_id not in self.table or self.table.is_active(item_id)
+        return ItemCard(**ref.model_dump(), categories=self.facts.genres(item_id), related=related, active=active)
+
+    def recent(self, user: str, n: int = 10) -> list[ItemRef]:
+        """The user's last ``n`` stored interactions, newest first. Raises :class:`UnknownItemError`."""
+        if not self.catalog.has_user(user):
+            raise UnknownItemError(f"no user {user!r} in catalog {self.catalog.path}")
+        return [self.item(i) for i in reversed(self._stored_history(user)[-n:])] if n > 0 else []
+
+    def vocabulary(self) -> dict[str, Any]:
+        """What a request can name on this bundle: tasks, formats, entity types (with plural, item
+        count and category values), the default type, relation words, and how many users."""
+        types = []
+        for etype in self.steering.types:
+            ids = self.facts.by_type.get(etype, [])
+            categories = sorted({c for i in ids for c in self.facts.genres(i)}, key=str.lower)
+            types.append({"name": etype, "plural": self.prompts.plural(etype), "items": len(ids),
+                          "categories": categories})
+        relations = sorted({r for r, _ in self.catalog.relation_target_types()})
+        return {"tasks": list(TASKS), "formats": list(OUTPUT_FORMATS), "types": types,
+                "default_type": self.steering.default_type,
+                "relations": [{"name": r, "words": self.facts.relation_words(r)} for r in relations],
+                "users": len(self.facts.train), "new_items": len(self.new_items)}
 
     def type_of(self, item_id: str) -> str:
         """The entity type of an item. Raises :class:`UnknownItemError`."""
