@@ -41,6 +41,9 @@ demo: install $(DEMO)/catalog.db $(DEMO)/sids.json $(DEMO)/bundle/manifest.json
 	$(ASK) "top 10 movies for me"
 	$(ASK) "movies like this, explain why"
 	$(ASK) "describe my taste"
+	@echo
+	@echo "Try it in a browser: NEO_API_KEYS=me=sk-local-playground $(BIN)/neo serve --bundle $(DEMO)/bundle --open"
+	@echo "then open http://127.0.0.1:8000/ and sign in with the key sk-local-playground"
 
 $(DEMO)/catalog.db: | install
 	mkdir -p $(DEMO)

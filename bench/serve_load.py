@@ -5,7 +5,9 @@ folder) is started; then for each concurrency level two phases run, each bounded
 AND by ``--requests`` per client:
 
 * ``mix``: every client cycles through id lists (chat "top 10 for me" and ``/v1/recommend``),
-  mixed answers ("recommend one and explain why") and the same request streamed;
+  mixed answers ("recommend one and explain why"), the same request streamed, and the playground's
+  own requests (the page, its script and style, catalog, models, users, the user's history, the
+  session list, then the cards of the user's recent items);
 * ``ids``: id lists only, so the micro-batching of beam searches shows directly (the ratio of
   N-client to 1-client id-list throughput is printed; the goal is 8 clients >= 2x one).
 
@@ -46,8 +48,11 @@ import httpx
 from neo_sdk.client import NeoClient
 from neo_sdk.errors import APIError, NotFoundError
 
-IDS, MIXED, STREAM = "ids", "mixed", "stream"
-MIX_CYCLE = [(IDS, "chat"), (MIXED, "chat"), (IDS, "recommend"), (STREAM, "chat")]
+IDS, MIXED, STREAM, PAGE = "ids", "mixed", "stream", "page"
+MIX_CYCLE = [(IDS, "chat"), (MIXED, "chat"), (IDS, "recommend"), (STREAM, "chat"), (PAGE, "playground")]
+# what the playground asks for when it opens and after an answer (its chat turns are the stream kind)
+PAGE_GETS = ["/", "/playground/playground.js", "/playground/playground.css", "/v1/catalog", "/v1/models",
+             "/v1/users?limit=100", "/v1/users/{user}?recent=8", "/v1/sessions?limit=20"]
 IDS_CYCLE = [(IDS, "chat"), (IDS, "recommend")]
 
 
@@ -127,7 +132,7 @@ class Server:
 class Tally:
     """What one phase measured, filled by every client thread."""
 
-    latency: dict[str, list[float]] = field(default_factory=lambda: {IDS: [], MIXED: [], STREAM: []})
+    latency: dict[str, list[float]] = field(default_factory=lambda: {IDS: [], MIXED: [], STREAM: [], PAGE: []})
     first_text: list[float] = field(default_factory=list)  # streams: seconds to the first text
     errors: Counter = field(default_factory=Counter)  # HTTP status (0: no connection) → count
     leaks: Counter = field(default_factory=Counter)  # kind of leak → count
@@ -158,6 +163,11 @@ def run_client(url: str, client: Client, cycle: list[tuple[str, str]], deadline:
             kind, route = cycle[(n + client.index) % len(cycle)]
             started, first = time.perf_counter(), None
             try:
+                if kind == PAGE:
+                    playground(url, client)
+                    with tally.lock:
+                        tally.latency[PAGE].append(time.perf_counter() - started)
+                    continue
                 if kind == IDS and route == "recommend":
                     got = neo.recommend(client.user, k=10, session_id=client.session_id)
                     session_id, turn = got.session_id, got.turn
@@ -203,6 +213,27 @@ def run_client(url: str, client: Client, cycle: list[tuple[str, str]], deadline:
         except APIError as exc:
             with tally.lock:
                 tally.errors[exc.status] += 1
+
+
+def playground(url: str, client: Client) -> None:
+    """What the playground requests when it opens, then the cards of the user's recent items (an
+    error raises :class:`APIError` with its status)."""
+    headers = {"Authorization": f"Bearer {client.key}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=60) as http:
+        recent: list[str] = []
+        for path in PAGE_GETS:
+            try:
+                response = http.get(path.format(user=client.user))
+            except httpx.HTTPError as exc:
+                raise APIError(f"{path}: {exc}", status=0) from exc
+            if response.status_code != 200:
+                raise APIError(f"{path}: {response.text[:200]}", status=response.status_code)
+            if "recent=" in path:
+                recent = [item["id"] for item in response.json()["recent"]]
+        if recent:
+            response = http.get("/v1/items", params=[("id", i) for i in recent])
+            if response.status_code != 200:
+                raise APIError(f"/v1/items: {response.text[:200]}", status=response.status_code)
 
 
 def probe(neo: NeoClient, client: Client, tally: Tally, n: int) -> None:
@@ -257,7 +288,7 @@ def run_phase(url: str, name: str, clients: int, keys: dict[str, str], users: li
 
 def summarize(name: str, clients: int, tally: Tally, elapsed: float, before: dict[str, Any],
               after: dict[str, Any]) -> dict[str, Any]:
-    answers = sum(len(v) for v in tally.latency.values())
+    answers = sum(len(v) for kind, v in tally.latency.items() if kind != PAGE)
     batches = after.get("beam_batches", 0) - before.get("beam_batches", 0)
     queries = after.get("beam_queries", 0) - before.get("beam_queries", 0)
     return {
@@ -301,7 +332,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
         rows = [r for r in results if r["phase"] == phase]
         left.plot([r["clients"] for r in rows], [r[key] for r in rows], marker="o", label=label)
     left.set(xlabel="concurrent clients", ylabel="answers / s", title="throughput")
-    for phase, kind in [("ids", IDS), ("mix", IDS), ("mix", MIXED), ("mix", STREAM)]:
+    for phase, kind in [("ids", IDS), ("mix", IDS), ("mix", MIXED), ("mix", STREAM), ("mix", PAGE)]:
         rows = [r for r in results if r["phase"] == phase and kind in r["latency"]]
         right.plot([r["clients"] for r in rows], [r["latency"][kind]["p95"] for r in rows], marker="o",
                    label=f"{phase}: {kind}")
@@ -336,7 +367,7 @@ def main() -> int:
     users = catalog_users(args.bundle, args.db, max(levels))
     bound = 2 * len(levels) * args.seconds
     print(f"serve_load: start `neo serve` on 127.0.0.1 for {args.bundle}, then for {levels} clients run a 'mix'"
-          f" phase (id lists, explanations, streams) and an 'ids' phase (id lists only), each at most"
+          f" phase (id lists, explanations, streams, the playground's requests) and an 'ids' phase (id lists only), each at most"
           f" {args.seconds:.0f} s and {args.requests} requests per client (about {bound / 60:.1f} min of load, plus"
           f" the server's start); {len(users)} catalog users; results to {args.out}", flush=True)
 
@@ -379,7 +410,15 @@ def main() -> int:
     ratios = {c: round(t / ids[1], 2) for c, t in ids.items() if 1 in ids and ids[1] > 0 and c != 1}
     for c, ratio in ratios.items():
         print(f"id-list throughput, {c} clients vs 1: {ratio:.2f}x" + (" (goal >= 2x)" if c == 8 else ""))
-    print(f"leaks: {sum(r['leaks'] for r in results)} in all; 5xx: {sum(r['errors_5xx'] for r in results)}")
+    alone = next((r["latency"][IDS]["p50"] for r in results if r["phase"] == "ids" and r["clients"] == 1), None)
+    for r in results:
+        if r["phase"] == "mix" and alone and IDS in r["latency"]:
+            r["ids_p50_vs_alone"] = round(r["latency"][IDS]["p50"] / alone, 2)
+            print(f"id-list p50 under mixed load, {r['clients']} clients: {r['ids_p50_vs_alone']:.2f}x its p50 alone"
+                  " (goal <= 3x)")
+    errors = sum(sum(r["errors"].values()) for r in results)
+    print(f"leaks: {sum(r['leaks'] for r in results)} in all; errors: {errors}; 5xx:"
+          f" {sum(r['errors_5xx'] for r in results)}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     config = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     args.out.write_text(json.dumps({"config": config, "levels": results, "ids_ratio_vs_1": ratios}, indent=2) + "\n")

@@ -135,6 +135,21 @@ def test_list_is_newest_first_and_filters_by_user(pg_store: PostgresSessionStore
     assert pg_store.list(user="nobody") == []
 
 
+@pytest.mark.parametrize("kind", ["postgres", "sqlite"])
+def test_list_filters_by_owner_and_limits(pg_store: PostgresSessionStore, tmp_path: Path, kind: str) -> None:
+    store: SessionStoreLike = pg_store if kind == "postgres" else SessionStore(tmp_path / "s.db")
+    for sid, owner in (("a1", "alice"), ("b1", "bob"), ("a2", "alice"), ("n1", None)):
+        store.create(user=None, bundle="b", options={} if owner is None else {"owner": owner}, history=[],
+                     session_id=sid)
+        time.sleep(0.01)
+    assert [s["id"] for s in store.list(owner="alice")] == ["a2", "a1"]
+    assert [s["id"] for s in store.list(owner="bob")] == ["b1"]
+    assert [s["id"] for s in store.list(owner=None)] == ["n1"]  # None: sessions no owner made
+    assert [s["id"] for s in store.list()] == ["n1", "a2", "b1", "a1"]  # default: every owner
+    assert [s["id"] for s in store.list(owner="alice", limit=1)] == ["a2"]
+    assert store.list(owner="nobody") == []
+
+
 def test_a_duplicate_id_is_refused(pg_store: PostgresSessionStore) -> None:
     pg_store.create(user="ana", bundle="first", options={}, history=["a"], session_id="fixed")
     with pytest.raises(SessionError, match=r"^session 'fixed' already exists; resume it instead$"):
