@@ -105,6 +105,33 @@ def test_a_beam_batch_goes_before_waiting_generations() -> None:
     assert order == ["beam batch", "generation 1", "generation 2"]
 
 
+def test_a_generation_lets_a_beam_batch_in_between_its_tokens() -> None:
+    lock, order = FairLock(), []
+    lock.acquire()  # a generation holds the model
+
+    def take(name: str, priority: bool) -> None:
+        lock.acquire(priority=priority)
+        order.append(name)
+        lock.release()
+
+    waiting = [threading.Thread(target=take, args=("generation 2", False)),
+               threading.Thread(target=take, args=("beam batch", True))]
+    for thread in waiting:
+        thread.start()
+        time.sleep(0.05)
+    lock.yield_to_priority()  # between two tokens: the batch runs, the generation goes on, then generation 2
+    order.append("generation 1, next token")
+    assert lock.waiting == 2  # generation 1 holds it again; generation 2 still waits
+    lock.release()
+    for thread in waiting:
+        thread.join(5)
+    assert order == ["beam batch", "generation 1, next token", "generation 2"]
+    lock.acquire()
+    lock.yield_to_priority()  # nobody with priority waits: nothing changes hands
+    assert lock.waiting == 1
+    lock.release()
+
+
 @pytest.fixture(scope="module")
 def neo(trained_bundle: Path) -> Neo:
     return Neo.load(trained_bundle, sessions=":memory:")

@@ -26,8 +26,9 @@ from neo_sdk.errors import DecodingError
 class FairLock:
     """A lock granted in the order it was asked for (``threading.Lock`` promises no order), so a
     generation waiting for the model is never overtaken by later ones. ``priority()`` waiters
-    (batched beam searches: a fraction of a second each) go before the plain ones still waiting, so
-    an id list never waits behind more than the generation that holds the model."""
+    (batched beam searches: a fraction of a second each) go before the plain ones still waiting, and
+    a generation holding the lock lets them in between its tokens (:meth:`yield_to_priority`), so an
+    id list waits for one token of a generation at most."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
@@ -51,6 +52,22 @@ class FairLock:
         with self._cond:
             self._held = False
             self._cond.notify_all()
+
+    def yield_to_priority(self) -> None:
+        """For the holder, between the steps of a long hold (a generation's tokens): when priority
+        waiters (beam batches) are queued, let them run, then take the lock back ahead of the plain
+        waiters. An id list then waits for one token of a generation, not for all of it."""
+        with self._cond:
+            if not self._held or not any(p for p, _ in self._queue):
+                return
+            ticket = object()
+            self._queue.append((True, ticket))  # after the batches waiting now, before every plain waiter
+            self._held = False
+            self._cond.notify_all()
+            while self._held or self._next() is not ticket:
+                self._cond.wait()
+            self._queue.remove((True, ticket))
+            self._held = True
 
     @contextmanager
     def priority(self) -> Iterator[None]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -319,7 +319,7 @@ class Responder:
         """
         neo = self.neo
         events: queue.Queue[Any] = queue.Queue()
-        streamer = _SpanStreamer(neo, events, shown)
+        streamer = _SpanStreamer(neo, events, shown, between_tokens=self.lock.yield_to_priority)
         result: dict[str, Any] = {}
 
         def work() -> None:
@@ -370,8 +370,9 @@ class _Cancelled(Exception):
 class _SpanStreamer:
     """A transformers streamer: text deltas as tokens arrive, an item event when a span closes."""
 
-    def __init__(self, neo: Neo, events: queue.Queue[Any], prefix: list[int]) -> None:
-        self.neo, self.events = neo, events
+    def __init__(self, neo: Neo, events: queue.Queue[Any], prefix: list[int],
+                 between_tokens: Callable[[], None] | None = None) -> None:
+        self.neo, self.events, self.between_tokens = neo, events, between_tokens
         self._skip_prompt = True
         self._text: list[int] = []
         self._emitted = ""
@@ -389,6 +390,8 @@ class _SpanStreamer:
             return
         for token in value.reshape(-1).tolist():
             self._token(int(token))
+        if self.between_tokens is not None:
+            self.between_tokens()
 
     def end(self) -> None:
         self._flush(final=True)
