@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 
@@ -35,3 +36,18 @@ def serving(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextmanager
+def serving_bundle(bundle: Path, sessions: Path, config: Any, **load: Any) -> Iterator[tuple[Any, str]]:
+    """``neo serve``'s app over ``bundle`` (sessions in the folder ``sessions``) on loopback until the block
+    ends; yields the loaded ``Neo`` and the base URL."""
+    from neo_sdk.server import create_app
+    from neo_sdk.session import Neo
+
+    neo = Neo.load(bundle, sessions=sessions / "sessions.db", **load)
+    try:
+        with serving(create_app(config, neo=neo)) as url:
+            yield neo, url
+    finally:
+        neo.close()

@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from neo_sdk.server import ApiKeys, Limits, ServerConfig, create_app
+from neo_sdk.server import ApiKeys, Limits, ServerConfig
 from neo_sdk.session import Neo
-from tests._serving import serving
+from tests._serving import serving_bundle
 
 KEY = "sk-playground-1234"
 CHROMIUM = os.environ.get("NEO_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -37,17 +37,20 @@ WAIT_MS = 60_000
 
 
 @pytest.fixture(scope="module")
-def neo(trained_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Neo]:
-    loaded = Neo.load(trained_bundle, sessions=tmp_path_factory.mktemp("pg") / "sessions.db", max_new_tokens=24)
-    yield loaded
-    loaded.close()
+def served(trained_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Neo, str]]:
+    config = ServerConfig(keys=ApiKeys({"playground": KEY}), limits=Limits(max_tokens=64))
+    with serving_bundle(trained_bundle, tmp_path_factory.mktemp("pg"), config, max_new_tokens=24) as both:
+        yield both
 
 
 @pytest.fixture(scope="module")
-def base_url(neo: Neo) -> Iterator[str]:
-    config = ServerConfig(keys=ApiKeys({"playground": KEY}), limits=Limits(max_tokens=64))
-    with serving(create_app(config, neo=neo)) as url:
-        yield url
+def neo(served: tuple[Neo, str]) -> Neo:
+    return served[0]
+
+
+@pytest.fixture(scope="module")
+def base_url(served: tuple[Neo, str]) -> str:
+    return served[1]
 
 
 @pytest.fixture(scope="module")

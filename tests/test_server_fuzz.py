@@ -15,25 +15,23 @@ from schemathesis import GenerationMode
 from schemathesis.checks import positive_data_acceptance
 
 from neo_sdk.server import ApiKeys, Limits, ServerConfig, create_app
-from neo_sdk.session import Neo
-from tests._serving import serving
+from tests._serving import serving_bundle
 
 KEY = "sk-fuzz-aaaa-1111"
 # small limits keep each generated request cheap (the model answers every valid one)
 LIMITS = Limits(max_messages=4, max_message_chars=200, max_k=5, max_tokens=8, max_body_bytes=50_000, timeout_s=30)
+CONFIG = ServerConfig(keys=ApiKeys({"fuzz": KEY}), limits=LIMITS)
 
 
 @pytest.fixture(scope="module")
 def base_url(trained_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    neo = Neo.load(trained_bundle, sessions=tmp_path_factory.mktemp("fuzz") / "sessions.db", max_new_tokens=8)
-    with serving(create_app(ServerConfig(keys=ApiKeys({"fuzz": KEY}), limits=LIMITS), neo=neo)) as url:
+    with serving_bundle(trained_bundle, tmp_path_factory.mktemp("fuzz"), CONFIG, max_new_tokens=8) as (_, url):
         yield url
-    neo.close()
 
 
 def _schema() -> Any:
     """The served schema, read off an app that loads nothing (the schema does not depend on the bundle)."""
-    app = create_app(ServerConfig(keys=ApiKeys({"fuzz": KEY}), limits=LIMITS), loader=lambda: None)  # type: ignore[arg-type,return-value]
+    app = create_app(CONFIG, loader=lambda: None)  # type: ignore[arg-type,return-value]
     loaded = schemathesis.openapi.from_dict(app.openapi())
     loaded.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
     return loaded

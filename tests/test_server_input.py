@@ -21,9 +21,9 @@ import httpx
 import pytest
 
 from neo_sdk.errors import ConfigError
-from neo_sdk.server import ApiKeys, Limits, ServerConfig, create_app
+from neo_sdk.server import ApiKeys, Limits, ServerConfig
 from neo_sdk.session import Neo
-from tests._serving import serving
+from tests._serving import serving_bundle
 
 KEY = "sk-input-aaaa-1111"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -31,16 +31,20 @@ LIMITS = Limits(max_messages=8, max_message_chars=500, max_k=20, max_tokens=32, 
 
 
 @pytest.fixture(scope="module")
-def neo(trained_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Neo]:
-    loaded = Neo.load(trained_bundle, sessions=tmp_path_factory.mktemp("sessions") / "sessions.db")
-    yield loaded
-    loaded.close()
+def served(trained_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Neo, str]]:
+    config = ServerConfig(keys=ApiKeys({"app": KEY}), limits=LIMITS)
+    with serving_bundle(trained_bundle, tmp_path_factory.mktemp("sessions"), config) as both:
+        yield both
 
 
 @pytest.fixture(scope="module")
-def base_url(neo: Neo) -> Iterator[str]:
-    with serving(create_app(ServerConfig(keys=ApiKeys({"app": KEY}), limits=LIMITS), neo=neo)) as url:
-        yield url
+def neo(served: tuple[Neo, str]) -> Neo:
+    return served[0]
+
+
+@pytest.fixture(scope="module")
+def base_url(served: tuple[Neo, str]) -> str:
+    return served[1]
 
 
 @pytest.fixture(scope="module")

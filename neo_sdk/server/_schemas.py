@@ -11,7 +11,8 @@ from pydantic_core import PydanticCustomError
 from neo_sdk.session import ItemCard, ItemRef, Request
 
 
-# The OpenAI API takes numbers and booleans as JSON numbers and booleans only ("5" is refused).
+# The OpenAI API takes numbers and booleans as JSON numbers and booleans only ("5" is refused); a str
+# field already refuses numbers and booleans.
 def _whole_number(value: Any) -> Any:
     """A JSON number with no fraction (``5`` or ``5.0``, as JSON Schema's integer); never a string or boolean."""
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -24,7 +25,6 @@ def _whole_number(value: Any) -> Any:
 Int = Annotated[int, BeforeValidator(_whole_number), Field(strict=True)]
 Float = Annotated[float, Field(strict=True)]
 Bool = Annotated[bool, Field(strict=True)]
-Str = Annotated[str, Field(strict=True)]
 # Session ids travel in URL paths (GET/DELETE /v1/sessions/{id}): only ids that read back unchanged.
 SESSION_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 
@@ -61,8 +61,8 @@ class _Body(BaseModel):
 class TextContent(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    type: Str
-    text: Str | None = None
+    type: str
+    text: str | None = None
 
 
 class ChatMessage(BaseModel):
@@ -72,8 +72,8 @@ class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
-    content: Str | list[TextContent] | None = None
-    name: Str | None = None
+    content: str | list[TextContent] | None = None
+    name: str | None = None
     neo: dict[str, Any] | None = None
 
 
@@ -90,21 +90,21 @@ class Filters(BaseModel):
 
     year_min: Int | None = Field(default=None, description="earliest year")
     year_max: Int | None = Field(default=None, description="latest year")
-    exclude: list[Str] | None = Field(default=None, description="item ids never to return")
-    categories: list[Str] | None = Field(default=None, description="category values every item has")
-    related: list[Str] | None = Field(default=None, description="item ids every item is linked to")
+    exclude: list[str] | None = Field(default=None, description="item ids never to return")
+    categories: list[str] | None = Field(default=None, description="category values every item has")
+    related: list[str] | None = Field(default=None, description="item ids every item is linked to")
 
 
 class Steering(_Body):
     """neo-sdk's steering of one request (what ``Session.ask`` takes), plus where the dialogue lives."""
 
-    task: Str | None = Field(default=None, description="next_item, search, explain, profile or like_this")
-    entity_type: Str | None = Field(default=None, description="the type of items to return")
+    task: str | None = Field(default=None, description="next_item, search, explain, profile or like_this")
+    entity_type: str | None = Field(default=None, description="the type of items to return")
     format: Literal["ids", "mixed", "text"] | None = Field(default=None, description="ids, mixed or text")
     k: Int | None = Field(default=None, ge=1, description="items in an ids answer")
     filters: Filters | None = Field(default=None, description="facts every item has (as Session.ask takes them)")
-    history: list[Str] | None = Field(default=None, description="item ids the user consumed, oldest first")
-    session_id: Str | None = Field(default=None, pattern=SESSION_ID,
+    history: list[str] | None = Field(default=None, description="item ids the user consumed, oldest first")
+    session_id: str | None = Field(default=None, pattern=SESSION_ID,
                                    description="store the dialogue server side under this id (owned by the key):"
                                    " letters, digits and . _ : - (up to 128, starting with a letter or digit)")
 
@@ -123,15 +123,15 @@ class ChatCompletionRequest(Steering):
 
     model_config = ConfigDict(extra="allow")
 
-    model: Str
+    model: str
     messages: list[ChatMessage] = Field(min_length=1)
     stream: Bool = False
     stream_options: StreamOptions | None = None
     n: Int | None = None
     max_tokens: Int | None = Field(default=None, ge=1)
     max_completion_tokens: Int | None = Field(default=None, ge=1)
-    stop: Str | list[Str] | None = None
-    user: Str | None = None
+    stop: str | list[str] | None = None
+    user: str | None = None
     temperature: Float | None = Field(default=None, ge=0, le=2)
     top_p: Float | None = Field(default=None, ge=0, le=1)
     presence_penalty: Float | None = None
@@ -144,20 +144,20 @@ class ItemsRequest(Steering):
 
     model_config = ConfigDict(extra="forbid")
 
-    user: Str | None = Field(default=None, description="a catalog user id (their history is used)")
+    user: str | None = Field(default=None, description="a catalog user id (their history is used)")
     k: Int = Field(default=10, ge=1, description="items to return")
 
 
 class RecommendRequest(ItemsRequest):
     """``POST /v1/recommend``: a ranked list for a user, a history, or a request in words."""
 
-    text: Str = Field(default="recommend", min_length=1, description="the request in words")
+    text: str = Field(default="recommend", min_length=1, description="the request in words")
 
 
 class SearchRequest(ItemsRequest):
     """``POST /v1/search``: items matching words (with the user's taste when there is one)."""
 
-    query: Str = Field(min_length=1, description="what to find, in words")
+    query: str = Field(min_length=1, description="what to find, in words")
 
 
 class ItemsResponse(BaseModel):

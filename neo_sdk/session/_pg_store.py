@@ -20,7 +20,7 @@ from types import EllipsisType
 from typing import TYPE_CHECKING, Any
 
 from neo_sdk.errors import SessionError
-from neo_sdk.session._store import SCHEMA_VERSION, SessionRecord
+from neo_sdk.session._store import SCHEMA_VERSION, SessionRecord, list_query
 
 if TYPE_CHECKING:
     import psycopg
@@ -225,19 +225,8 @@ class PostgresSessionStore:
              limit: int | None = None) -> list[dict[str, Any]]:
         """Sessions (most recently updated first): id, user, created, updated, turns; filtered as
         :meth:`SessionStore.list <neo_sdk.session._store.SessionStore.list>` describes."""
-        sql = ("SELECT s.id, s.user_id, s.created, s.updated,"
-               " (SELECT COUNT(*) FROM neo_turns t WHERE t.session_id=s.id) FROM neo_sessions s WHERE TRUE")
-        args: list[Any] = []
-        if user is not None:
-            sql += " AND s.user_id=%s"
-            args.append(user)
-        if owner is not ...:
-            sql += " AND (s.options::jsonb ->> 'owner') IS NOT DISTINCT FROM %s"
-            args.append(owner)
-        sql += " ORDER BY s.updated DESC"
-        if limit is not None:
-            sql += " LIMIT %s"
-            args.append(limit)
+        sql, args = list_query("neo_sessions", "neo_turns", "(s.options::jsonb ->> 'owner') IS NOT DISTINCT FROM %s",
+                               "%s", user=user, owner=owner, limit=limit)
         with self._transaction() as conn:
             rows = conn.execute(sql, args).fetchall()
         return [{"id": r[0], "user": r[1], "created": r[2], "updated": r[3], "turns": int(r[4])} for r in rows]

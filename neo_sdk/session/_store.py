@@ -156,22 +156,31 @@ class SessionStore:
         """Sessions (most recently updated first): id, user, created, updated, turns. ``user``: of one
         user only; ``owner``: made by this owner only (``None``: those without one; ``...``: any);
         ``limit``: at most this many."""
-        sql = ("SELECT s.id, s.user_id, s.created, s.updated, (SELECT COUNT(*) FROM turns t WHERE t.session_id=s.id)"
-               " FROM sessions s WHERE 1=1")
-        args: list[Any] = []
-        if user is not None:
-            sql += " AND s.user_id=?"
-            args.append(user)
-        if owner is not ...:
-            sql += " AND json_extract(s.options, '$.owner') IS ?"
-            args.append(owner)
-        sql += " ORDER BY s.updated DESC"
-        if limit is not None:
-            sql += " LIMIT ?"
-            args.append(limit)
+        sql, args = list_query("sessions", "turns", "json_extract(s.options, '$.owner') IS ?", "?",
+                               user=user, owner=owner, limit=limit)
         with self._lock:
             rows = self._conn.execute(sql, args).fetchall()
         return [{"id": r[0], "user": r[1], "created": r[2], "updated": r[3], "turns": r[4]} for r in rows]
+
+
+def list_query(sessions: str, turns: str, owner_is: str, mark: str, *, user: str | None,
+               owner: str | EllipsisType | None, limit: int | None) -> tuple[str, list[Any]]:
+    """The SQL of ``list()`` and its arguments, in either store's dialect: its table names, its test
+    of the options' owner against a parameter (``owner_is``) and its parameter mark."""
+    sql = (f"SELECT s.id, s.user_id, s.created, s.updated, (SELECT COUNT(*) FROM {turns} t WHERE t.session_id=s.id)"
+           f" FROM {sessions} s WHERE 1=1")
+    args: list[Any] = []
+    if user is not None:
+        sql += f" AND s.user_id={mark}"
+        args.append(user)
+    if owner is not ...:
+        sql += f" AND {owner_is}"
+        args.append(owner)
+    sql += " ORDER BY s.updated DESC"
+    if limit is not None:
+        sql += f" LIMIT {mark}"
+        args.append(limit)
+    return sql, args
 
 
 @runtime_checkable
