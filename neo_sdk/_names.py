@@ -11,7 +11,7 @@ from typing import Literal, get_args
 AlignmentTask = Literal["sid_to_text", "text_to_sid", "sid_to_type"]
 """Stage 2 tasks: ground each Semantic ID in its item's text and type."""
 
-Task = Literal["next_item", "search", "explain", "profile", "like_this"]
+Task = Literal["next_item", "search", "explain", "profile", "like_this", "about"]
 """Stage 3 tasks: what a trained model answers (and what a request can ask for)."""
 
 TaskName = AlignmentTask | Task

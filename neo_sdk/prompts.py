@@ -9,7 +9,8 @@ Templates live in YAML files in a folder (the repository's ``prompts/`` by defau
 * ``tasks``: per task, the ``formats`` it can answer in (format -> the words that state it, filled
   into ``{format_words}``) and phrasing ``families`` (``train``, ``eval``, ...; a phrasing may sit
   in one family only, so evaluation can use phrasings never trained on);
-* ``teacher``: sentence patterns of the offline template teacher and the LLM teacher.
+* ``teacher``: sentence patterns of the offline template teacher and the LLM teacher;
+* ``judge``: the LLM judge's prompts (``neo eval --judge``; :data:`JUDGE_PLACEHOLDERS`).
 
 Every phrasing is a :meth:`str.format` pattern; its ``{placeholders}`` are checked against the
 task's allowed set, so a typo is an error at load time that names the file and the key, e.g.
@@ -51,6 +52,7 @@ TASK_PLACEHOLDERS: dict[str, frozenset[str]] = {
     "explain": frozenset({"history", "type", "types", "user", "format_words"}),
     "profile": frozenset({"history", "user", "format_words"}),
     "like_this": frozenset({"item", "type", "types", "k", "k_types", "format_words"}),
+    "about": frozenset({"item", "history", "type", "types", "user", "format_words"}),
 }
 
 #: Each phrasing must use at least one placeholder of every group (task, target type and output
@@ -66,6 +68,7 @@ TASK_REQUIRED: dict[str, tuple[frozenset[str], ...]] = {
     "profile": (frozenset({"history"}), frozenset({"format_words"})),
     "like_this": (frozenset({"item"}), frozenset({"type", "types", "k_types"}),
                   frozenset({"format_words"})),
+    "about": (frozenset({"item"}), frozenset({"history"}), frozenset({"format_words"})),
 }
 
 #: Output formats each task may declare.
@@ -78,6 +81,7 @@ TASK_FORMATS: dict[str, frozenset[str]] = {
     "explain": frozenset({"mixed"}),
     "profile": frozenset({"text"}),
     "like_this": frozenset({"ids", "mixed"}),
+    "about": frozenset({"mixed"}),
 }
 
 for _table in (TASK_PLACEHOLDERS, TASK_REQUIRED, TASK_FORMATS):  # the task names are neo_sdk._names's
@@ -86,19 +90,20 @@ for _table in (TASK_PLACEHOLDERS, TASK_REQUIRED, TASK_FORMATS):  # the task name
 del _table
 
 #: Teacher sentence patterns and the placeholders each may use.
+_GENRES = frozenset({"genres", "a_genres", "A_genres"})  # "action and drama", "an action and drama", "An ..."
 TEACHER_PLACEHOLDERS: dict[str, frozenset[str]] = {
-    "explain_person": frozenset({"items", "relation", "name", "role"}),
-    "explain_genre": frozenset({"items", "genres", "type"}),
+    "explain_person": frozenset({"items", "relation", "Relation", "name", "role"}),
+    "explain_genre": _GENRES | {"items", "type", "types"},
     "explain_decade": frozenset({"items", "decade"}),
-    "explain_own_person": frozenset({"relation", "name", "role"}),
-    "explain_fallback": frozenset({"genres", "year", "type"}),
+    "explain_own_person": frozenset({"relation", "Relation", "name", "role"}),
+    "explain_fallback": _GENRES | {"year", "type", "types"},
     "explain_popular": frozenset({"type"}),
-    "profile_genres": frozenset({"genres", "types"}),
+    "profile_genres": _GENRES | {"types"},
     "profile_decades": frozenset({"decades"}),
     "profile_people": frozenset({"names"}),
     "profile_fallback": frozenset({"types"}),
     "similar_person": frozenset({"relation", "name", "role"}),
-    "similar_genre": frozenset({"genres"}),
+    "similar_genre": _GENRES | {"type", "types"},
     "similar_decade": frozenset({"decade"}),
     "similar_work": frozenset({"items"}),
     "similar_cooccur": frozenset(),
@@ -108,8 +113,17 @@ TEACHER_PLACEHOLDERS: dict[str, frozenset[str]] = {
     "llm_similar": frozenset({"item", "similar", "facts"}),
 }
 
-WORD_GROUPS = frozenset({"plurals", "relations", "roles", "synonyms", "grounds", "misc"})
+WORD_GROUPS = frozenset({"plurals", "relations", "roles", "synonyms", "grounds", "citation", "misc"})
 _FAMILY_NAME = r"^[a-z][a-z0-9_]*$"
+
+#: The LLM judge's prompts (``judge.yaml``, read by ``neo_sdk.evaluation.Judge``): allowed and required placeholders.
+JUDGE_PLACEHOLDERS: dict[str, frozenset[str]] = {
+    "system": frozenset(),
+    "explanation": frozenset({"history", "item", "text"}),
+    "profile": frozenset({"history", "text"}),
+}
+_JUDGE_REQUIRED: dict[str, tuple[frozenset[str], ...]] = {
+    "system": (), "explanation": (frozenset({"item"}), frozenset({"text"})), "profile": (frozenset({"text"}),)}
 
 
 # ------------------------------------------------------------------ file schema
@@ -133,6 +147,7 @@ class PromptFile(BaseModel):
     words: dict[str, dict[str, StrictStr]] = Field(default_factory=dict)
     tasks: dict[str, TaskSpec] = Field(default_factory=dict)
     teacher: dict[str, list[StrictStr]] = Field(default_factory=dict)
+    judge: dict[str, StrictStr] = Field(default_factory=dict)
 
 
 # --------------------------------------------------------------------- runtime
@@ -173,8 +188,10 @@ class PromptSet:
         teacher: dict[str, list[str]],
         origins: dict[str, str],
         versions: dict[str, str],
+        judge: dict[str, str] | None = None,
     ) -> None:
         self.system = system
+        self.judge = dict(judge or {})  # evaluation only: not in the hash (it shapes no training)
         self.words = words
         self.tasks = tasks
         self.teacher = teacher
@@ -329,6 +346,18 @@ class PromptSet:
                 f" {{{exc.args[0]}}}"
             ) from exc
 
+    def render_judge(self, key: str, **values: Any) -> str:
+        """Fill the ``judge.<key>`` prompt (``system``, ``explanation``, ``profile``)."""
+        text = self.judge.get(key)
+        if text is None:
+            raise ConfigError(f"no judge prompt {key!r}; add judge.{key} to a prompts file (see judge.yaml)")
+        try:
+            return text.format_map(_Values(values))
+        except KeyError as exc:
+            raise ConfigError(
+                f"{self.origins.get('judge:' + key, '?')}: judge.{key}: no value for {{{exc.args[0]}}}"
+            ) from exc
+
 
 # --------------------------------------------------------------------- loading
 def default_prompts_dir() -> Path:
@@ -387,6 +416,7 @@ def load_prompts(directory: str | Path | None = None, *, defaults: bool = True) 
     words: dict[str, dict[str, str]] = {}
     tasks: dict[str, TaskSpec] = {}
     teacher: dict[str, list[str]] = {}
+    judge: dict[str, str] = {}
     origins: dict[str, str] = {}
     versions: dict[str, str] = {}
     for origin, folder in layers:
@@ -400,6 +430,7 @@ def load_prompts(directory: str | Path | None = None, *, defaults: bool = True) 
             keys = (
                 [f"task:{t}" for t in parsed.tasks]
                 + [f"teacher:{t}" for t in parsed.teacher]
+                + [f"judge:{t}" for t in parsed.judge]
                 + [f"words:{g}.{w}" for g, ws in parsed.words.items() for w in ws]
                 + (["system"] if parsed.system is not None else [])
             )
@@ -417,8 +448,9 @@ def load_prompts(directory: str | Path | None = None, *, defaults: bool = True) 
                 words.setdefault(group, {}).update(entries)
             tasks.update(parsed.tasks)
             teacher.update({k: list(v) for k, v in parsed.teacher.items()})
+            judge.update(parsed.judge)
     return PromptSet(system=system, words=words, tasks=tasks, teacher=teacher,
-                     origins=origins, versions=versions)
+                     origins=origins, versions=versions, judge=judge)
 
 
 def _read_file(file: Path) -> PromptFile:
@@ -498,6 +530,11 @@ def _check(parsed: PromptFile) -> list[str]:
             problems.append(f"teacher.{key}: needs at least one pattern")
         for i, text in enumerate(patterns):
             problems += _check_text(f"teacher.{key}[{i}]", text, TEACHER_PLACEHOLDERS[key], ())
+    for key, text in parsed.judge.items():
+        if key not in JUDGE_PLACEHOLDERS:
+            problems.append(f"judge.{key}: unknown judge key (known: {', '.join(sorted(JUDGE_PLACEHOLDERS))})")
+            continue
+        problems += _check_text(f"judge.{key}", text, JUDGE_PLACEHOLDERS[key], _JUDGE_REQUIRED[key])
     for task, spec in parsed.tasks.items():
         path = f"tasks.{task}"
         if task not in TASK_PLACEHOLDERS:

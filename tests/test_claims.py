@@ -237,13 +237,18 @@ def test_template_teacher_labels_are_grounded(sample_catalog: Catalog) -> None:
     checker, teacher = GroundednessChecker(facts), TemplateTeacher()
     histories = {u: [i.item_id for i in h] for u, h in sample_catalog.histories().items()}
     counts = {"markers": [0, 0], "shown": [0, 0], "profile": [0, 0]}  # claims, false claims
+    faults = []
     for history in histories.values():
         for target in facts.by_type["book"]:
             text = teacher.explain(facts, history, target, random.Random(0))
             for form, shown in (("markers", text), ("shown", _shown(facts, text))):
                 _add(counts[form], checker.check_explanation(shown, target, history=history))
-        _add(counts["profile"], checker.check_profile(teacher.profile(facts, history, random.Random(0)), history))
-    assert counts == {"markers": [75, 0], "shown": [75, 0], "profile": [8, 0]}  # no false claim
+            faults += checker.check_explanation(text, target, history=history).faults
+        profile = teacher.profile(facts, history, random.Random(0))
+        _add(counts["profile"], checker.check_profile(profile, history))
+        faults += checker.check_profile(profile, history).faults
+    assert counts == {"markers": [72, 0], "shown": [72, 0], "profile": [8, 0]}  # no false claim
+    assert faults == []  # and every label reads right: comparisons cite items, category words are lower case
 
 
 def _add(count: list[int], grounding: Grounding) -> None:
@@ -268,3 +273,46 @@ def test_evaluation_reexports_the_checker() -> None:
     assert (evaluation.GroundednessChecker, evaluation.Claim, evaluation.Grounding) == (
         retrieval.GroundednessChecker, retrieval.Claim, retrieval.Grounding)
     assert {"Claim", "Grounding", "GroundednessChecker"} <= set(evaluation.__all__) & set(retrieval.__all__)
+
+
+# ------------------------------------------------------------------ form
+@pytest.mark.parametrize("text, kinds", [
+    # the sentences users were shown (issue 26): a year where an item belongs, capitals, no article
+    ("It is Drama, like 1997.", {"comparison", "capital", "article"}),
+    ("More Action and Sci-Fi, in the spirit of 1986.", {"comparison", "capital"}),
+    ("A taste for Drama, as in 1996.", {"comparison", "capital"}),
+    ("If you liked 1975, this drama movie fits.", {"comparison"}),
+    ("It shares Tom Hanks with 1994.", {"comparison"}),
+    ("It is Action, Drama and War movies.", {"capital", "article", "agreement"}),
+    ("Mostly Comedy, Drama and Romance movies.", {"capital"}),
+    ("It is drama.", {"article"}),
+    ("It is a action movie.", {"a/an"}),
+    ("Another comedy, drama movie.", {"list"}),
+    ("Like nothing else.", {"comparison"}),
+])
+def test_form_faults_name_what_reads_broken(movies: GroundednessChecker, text: str, kinds: set[str]) -> None:
+    found = movies.check_explanation(text, "m1", history=["m3"])
+    assert {f.kind for f in found.faults} == kinds
+    assert not found.passes and all(f.reason for f in found.faults)
+
+
+@pytest.mark.parametrize("text", [
+    "It is a drama movie, like [[item:m3]].",
+    "An action and sci-fi movie from 1996.",
+    "If you liked [[item:m3]], this comedy and drama movie fits. Directed by Robert Zemeckis.",
+    "Tom Hanks again, as in [[item:m3]].",
+    "It shares Tom Hanks with [[item:m3]].",
+    "Likes comedy, drama and romance movies. Fan of Tom Hanks.",
+    "Drama, from 1994.",  # a capital at a sentence start is no fault
+])
+def test_well_formed_texts_have_no_fault(movies: GroundednessChecker, text: str) -> None:
+    assert movies.check_explanation(text, "m1", history=["m3"]).faults == []
+
+
+def test_form_reads_the_catalogs_own_vocabulary() -> None:
+    """Topics of a podcast catalog, and a multi-word value ("Music History"), are read the same way."""
+    checker = GroundednessChecker(CatalogFacts(_podcasts(), load_prompts()))
+    assert [f.kind for f in checker.check_explanation("A show about Music History, like 2019.", "s1").faults] == [
+        "capital", "comparison"]
+    assert checker.check_explanation("A jazz and music history show, like [[item:s4]].", "s1").faults == []
+    assert [f.kind for f in checker.check_profile("Mostly Astronomy shows.", ["s2", "s3"]).faults] == ["capital"]

@@ -319,3 +319,27 @@ def test_full_smollm2_decodes_only_valid_items() -> None:
                                format="ids", max_items=2, max_new_tokens=12)
     segments = parse_output(out, trie, tokens, tokenizer)
     assert len(segments) == 2 and all(isinstance(s, ItemSegment) for s in segments)
+
+
+def test_citation_rule_makes_a_comparison_name_an_item(trie: SIDTrie) -> None:
+    """After a citation cue only the tokens the rule names may follow while an item is left (the
+    opener, or a space before it); with no allowed item left the rule steps aside."""
+    cue = 7  # the synthetic token of "like"
+
+    def after(run: list[int]) -> list[int] | None:
+        return [OPEN] if run[-1:] == [cue] else [3, OPEN] if run[-1:] == [6] else None
+
+    constraint = SIDConstraint(trie, TOKENS, 0, format="mixed", cite_after=after)
+    masked = constraint(torch.tensor([[5, cue], [5, 6], [5, 5]]), torch.zeros((3, VOCAB)))
+    assert torch.isfinite(masked[0]).nonzero().flatten().tolist() == [OPEN]
+    assert torch.isfinite(masked[1]).nonzero().flatten().tolist() == [3, OPEN]
+    assert torch.isfinite(masked[2, :100]).all()  # no cue: free text
+    path = trie_sequence(trie, trie.position_of()["person:0"])  # the text since the last span is read
+    assert torch.isfinite(constraint(torch.tensor([[cue, OPEN, *path, CLOSE, 5]]), torch.zeros((1, VOCAB)))[0, 5])
+    one = TrieFilter.create(trie, allow=["person:0"])  # the one allowed item is used up: no rule
+    used = SIDConstraint(trie, TOKENS, 0, format="mixed", filter=one, filtered_items=None, cite_after=after)
+    assert torch.isfinite(used(torch.tensor([[OPEN, *path, CLOSE, cue]]), torch.zeros((1, VOCAB)))[0, :100]).all()
+    codes = SIDConstraint(trie, TOKENS, 0, format="mixed", cite_after=lambda run: [int(CODES[0])])
+    with pytest.raises(DecodingError, match="never SID codes"):
+        codes(torch.tensor([[5]]), torch.zeros((1, VOCAB)))
+    assert SIDConstraint(trie, TOKENS, 0, format="text", cite_after=after).cite_after is None  # mixed only

@@ -182,3 +182,91 @@ def test_new_request_does_not_inherit() -> None:
 def test_like_this_without_any_item_is_a_clear_error() -> None:
     with pytest.raises(ConfigError, match="needs an item"):
         resolve("movies like this", VOCAB, DialogueState())
+
+
+# ------------------------------------------------------------------ questions about one item, follow-ups
+LIST = ["movie:2", "movie:3", "movie:4", "movie:1"]
+
+
+def listed(k: int = 4) -> DialogueState:
+    request = ask(f"top {k} movies")
+    state = after(request, LIST[:k])
+    state.shown = LIST[:k]
+    return state
+
+
+@pytest.mark.parametrize(("text", "aspect", "focus"), [
+    ("why would I like the second one?", "why", "movie:3"),
+    ("Why would I like this one?", "why", "movie:2"),
+    ("why?", "why", "movie:2"),
+    ("explain #3", "why", "movie:4"),
+    ("what makes the last one a good pick", "why", "movie:1"),
+    ("what's #3 about?", "facts", "movie:4"),
+    ("tell me more about the first one", "facts", "movie:2"),
+    ("what kind of movie is number 2?", "facts", "movie:3"),
+    ("who is in the first one?", "people", "movie:2"),
+    ("who directed the third one", "people", "movie:4"),
+    ("and who stars in it?", "people", "movie:2"),
+    ("is that one from the 90s?", "when", "movie:2"),
+    ("when was the fourth one made?", "when", "movie:1"),
+    ("what year is #2 from", "when", "movie:3"),
+    ("why would I like Alien?", "why", "movie:4"),
+    ("tell me about heat", "facts", "movie:3"),
+])
+def test_a_question_about_a_shown_item(text: str, aspect: str, focus: str) -> None:
+    request = ask(text, listed())
+    assert (request.task, request.aspect, request.focus, request.format) == ("about", aspect, focus, "mixed"), \
+        request.reasons
+    assert request.entity_type == "movie" and any(r.startswith("question:") for r in request.reasons)
+
+
+@pytest.mark.parametrize("text", ["more like the second one", "movies like this, explain why",
+                                  "recommend a movie and explain why", "describe my taste", "find movies about space"])
+def test_recommendations_with_reasons_are_not_questions_about_an_item(text: str) -> None:
+    assert ask(text, listed()).task != "about"
+
+
+def test_a_question_names_its_years_and_needs_an_item() -> None:
+    request = ask("is the second one from the nineties?", listed())
+    assert (request.aspect, request.year_min, request.year_max) == ("when", 1990, 1999)
+    with pytest.raises(ConfigError, match="needs one"):
+        resolve("why?", VOCAB, DialogueState(), task="about")
+    assert ask("hello", listed(), task="about").focus == "movie:2"  # the argument: the list's first item
+
+
+@pytest.mark.parametrize(("text", "years"), [
+    ("from the nineties", (1990, 1999)), ("the 1990's", (1990, 1999)), ("'80s", (1980, 1989)),
+    ("early 2000s", (2000, 2003)), ("mid 90s", (1993, 1996)), ("late 80s", (1986, 1989)),
+    ("the seventies", (1970, 1979)), ("the noughties", (2000, 2009)), ("late-1960s", (1966, 1969)),
+])
+def test_decades_and_eras_in_words(text: str, years: tuple[int, int]) -> None:
+    request = ask(f"comedy films {text}")
+    assert (request.year_min, request.year_max) == years, request.reasons
+
+
+@pytest.mark.parametrize(("text", "k"), [("5 more", 5), ("show me 3 more", 3), ("more", 4), ("others please", 4),
+                                          ("two more movies", 2), ("give me something else", 4)])
+def test_more_never_repeats_what_the_session_showed(text: str, k: int) -> None:
+    state = listed()
+    state.shown = [*LIST, "person:a"]
+    request = ask(text, state)
+    assert request.task == "next_item" and request.k == k and not request.within, request.reasons
+    assert set(state.shown) <= set(request.exclude)
+    assert any(r.startswith("more:") for r in request.reasons)
+
+
+@pytest.mark.parametrize(("text", "within", "k"), [
+    ("just the top two", LIST, 2), ("only the first 3", LIST, 3), ("keep the top 1", LIST, 1),
+    ("drop the third one", ["movie:2", "movie:3", "movie:1"], 3), ("remove #1", LIST[1:], 3),
+    ("only the ones from the 90s", LIST, 4), ("which of them are from the 1970s?", LIST, 4),
+])
+def test_narrowing_the_last_list(text: str, within: list[str], k: int) -> None:
+    request = ask(text, listed())
+    assert list(request.within) == within and request.k == k, request.reasons
+    assert any(r.startswith("narrows turn") for r in request.reasons)
+
+
+def test_a_new_list_is_not_a_narrowing() -> None:
+    assert not ask("only from the 90s", listed()).within  # a refinement asks again
+    assert not ask("top 20", listed()).within  # more than was shown
+    assert not ask("top 3 movies for me", listed()).within  # a new request

@@ -112,7 +112,8 @@ def _check_no_leakage(examples: list[Example], split: Split, facts: CatalogFacts
         held_out = {split.valid.get(user), split.test.get(user)} - {None}
         prompt_items = mentioned_items(e.prompt)
         cut = e.meta["cut"]
-        assert set(prompt_items) <= set(train[:cut]), e
+        asked = [e.meta["target"]] if e.task == "about" else []  # the training item a question is about
+        assert set(prompt_items) <= set(train[:cut] + asked), e
         mentioned = set(prompt_items) | set(mentioned_items(e.completion))
         assert not mentioned & held_out, e
         if "target" in e.meta and "derived_from" not in e.meta:
@@ -268,7 +269,7 @@ def test_template_teacher_on_the_sample(sample_catalog: Catalog, prompts: Prompt
     assert "Jane Austen" in teacher.similar(facts, "book:emma", "book:persuasion", rng)
     # nothing shared: the target's own facts only (its genre and year, or its author)
     own = {teacher.explain(facts, ["book:emma"], "book:neuromancer", rng) for _ in range(30)}
-    assert "A Cyberpunk book from 1984." in own and all("emma" not in t for t in own)
+    assert "A cyberpunk book from 1984." in own and all("emma" not in t for t in own)
     assert all(checker.check_explanation(t, "book:neuromancer", history=["book:emma"]).all_true for t in own)
 
 

@@ -8,19 +8,26 @@ histories only, all on the same users; ratios with paired bootstrap intervals, s
 validity and steerability with the constraints off. Then the runtime (``Neo.load``) is loaded once for
 the search section (:func:`neo_sdk.evaluation.measure_search`, ``--search``) and the explanations
 section (:func:`neo_sdk.evaluation.measure_explanations`, ``--explain``), the same measurements as
-``bench/search.py`` and ``bench/explanations.py``. Progress and a time estimate go to stderr.
+``bench/search.py`` and ``bench/explanations.py``. With ``--judge module:factory`` a LangChain chat
+model rates the explanations and profiles 1-5 (:func:`neo_sdk.evaluation.judge_rows`). Progress and a
+time estimate go to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import AbstractContextManager as ContextManager
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from neo_sdk.evaluation import Judge
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -61,6 +68,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                     help="search queries per family, asked through the runtime (default 50; 0 skips it)")
     ev.add_argument("--explain", type=_count, default=20, metavar="N",
                     help="users asked two mixed answers and a profile each (default 20; 0 skips it)")
+    ev.add_argument("--judge", metavar="MODULE:FACTORY",
+                    help="rate the explanations and profiles (needs --explain N > 0) 1-5 on faithful, useful and"
+                         " fluent with a LangChain chat model: a zero-argument function returning one, e.g."
+                         " my_judges:ollama (modules in the current folder are found)")
+    ev.add_argument("--judge-cache", metavar="PATH",
+                    help="SQLite cache of the judge's replies (default: judge.sqlite in --out, else in memory);"
+                         " a rerun on the same answers calls the model zero times")
     ev.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples (default 1000)")
     ev.add_argument("--batch-size", type=int, default=8, help="prompts per beam search (default 8)")
     ev.add_argument("--device", default="auto", help="where the model runs: auto (cuda when available), cpu, cuda")
@@ -140,8 +154,9 @@ def _eval(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    evaluation = _next_item(args, db, log)
-    sections = _sections(args, db, evaluation.types[0].entity_type, log)
+    with _judge(args, log) as judge:  # loaded first: a wrong --judge fails before the long measurements
+        evaluation = _next_item(args, db, log)
+        sections = _sections(args, db, evaluation.types[0].entity_type, log, judge)
     files = write_report(evaluation, args.out, sections=sections) if args.out else {}
     if args.json:
         plots = {k: p for k, p in files.items() if p.suffix == ".png"}
@@ -174,17 +189,40 @@ def _next_item(args: argparse.Namespace, db: Path, log: Callable[[str], None]) -
         return evaluate_bundle(contents, catalog, settings, log=log, progress=sys.stderr.isatty())
 
 
-def _sections(args: argparse.Namespace, db: Path, entity_type: str, log: Callable[[str], None]) -> dict[str, Any]:
-    """The search and explanations sections, measured through one loaded runtime (or marked skipped)."""
+def _judge(args: argparse.Namespace, log: Callable[[str], None]) -> ContextManager[Judge | None]:
+    """The ``--judge`` model with its reply cache (``--judge-cache``, else ``<out>/judge.sqlite``), or ``None``."""
+    from neo_sdk.errors import ConfigError
+    from neo_sdk.evaluation import Judge
+
+    if not args.judge:
+        if args.judge_cache:
+            raise ConfigError("--judge-cache is the cache of --judge: pass --judge module:factory too")
+        return nullcontext()
+    if not args.explain:
+        raise ConfigError("--judge rates the explanations section: pass --explain N with N > 0")
+    if os.getcwd() not in sys.path and "" not in sys.path:  # find module:factory in the current folder, as python -m does
+        sys.path.append(os.getcwd())
+    cache = args.judge_cache or (str(Path(args.out) / "judge.sqlite") if args.out else None)
+    log(f"judge: loading {args.judge} (replies cached in {cache or 'memory'})")
+    return Judge(args.judge, cache=cache)
+
+
+def _sections(args: argparse.Namespace, db: Path, entity_type: str, log: Callable[[str], None],
+              judge: Judge | None = None) -> dict[str, Any]:
+    """The search and explanations sections, measured through one loaded runtime (or marked skipped);
+    with a ``judge``, its ratings of the explanations and profiles."""
     from neo_sdk.catalog import Catalog, leave_one_out
     from neo_sdk.evaluation import (
         explanations_section,
+        judge_rows,
+        judge_section,
         measure_explanations,
         measure_search,
         search_section,
         skipped_section,
         train_only_catalog,
     )
+    from neo_sdk.evaluation._explain_bench import explain_users
     from neo_sdk.session import Neo
 
     sections = {name: skipped_section(name, flag) for name, flag, n in
@@ -210,6 +248,14 @@ def _sections(args: argparse.Namespace, db: Path, entity_type: str, log: Callabl
             sections["explanations"] = explanations_section(measure_explanations(
                 neo, users=args.explain, profiles=args.explain, seed=args.seeds[0], progress=progress))
             log(f"explanations: done in {sections['explanations']['seconds']} s")
+        if judge is not None:
+            explained = sections["explanations"]
+            log(f"judge: {judge.name} rates {len(explained['answers'])} explanations and"
+                f" {len(explained['profile_answers'])} profiles")
+            histories = explain_users(neo, args.explain, args.seeds[0])  # the users measure_explanations asked
+            sections["judge"] = judge_section(judge_rows(judge, neo.facts, histories, explained["answers"],
+                                                         explained["profile_answers"], progress=progress))
+            log(f"judge: done in {sections['judge']['seconds']} s ({sections['judge']['calls']} model calls)")
     return sections
 
 

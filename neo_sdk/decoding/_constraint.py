@@ -9,13 +9,16 @@ beam reordering can never desynchronise it:
 * **span** mode: only children of the current trie node that still hold an allowed item (request
   filter minus the items this row already generated) are allowed.
 * at a **leaf**: only the closer.
+* **citations** (``cite_after``): in ``mixed`` text, when the text since the last span ends with a
+  citation cue ("like", "as in"), only the tokens the rule names (the opener, or a space before
+  it) are allowed while an allowed item is left, so a comparison names an item, never a year.
 
 A row with no allowed token raises :class:`DecodingError`; nothing ever decodes unconstrained.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,6 +102,9 @@ class SIDConstraint:
         distinct: never generate the same item twice within one row.
         filtered_items: apply ``filter`` to the first N spans only; later spans (e.g. the items an
             explanation cites from the user's history) may name any catalog item. ``None``: all.
+        cite_after: called with a ``mixed`` row's text tokens since its last span (or its start);
+            the tokens it returns (when the text ends with a citation cue: the opener, or a space
+            before it) are the only ones allowed while an allowed item is left; ``None``: no rule.
     """
 
     def __init__(
@@ -113,6 +119,7 @@ class SIDConstraint:
         eos_token_id: int | None = None,
         distinct: bool = True,
         filtered_items: int | None = None,
+        cite_after: Callable[[Sequence[int]], Sequence[int] | None] | None = None,
     ) -> None:
         if format not in OUTPUT_FORMATS:
             raise DecodingError(f"unknown output format {format!r}; use one of {OUTPUT_FORMATS}")
@@ -127,6 +134,7 @@ class SIDConstraint:
         self.eos_token_id = eos_token_id
         self.distinct = distinct
         self.filtered_items = filtered_items
+        self.cite_after = cite_after if format == "mixed" else None
         self._everything = TrieFilter.from_mask(np.ones(trie.num_items, dtype=bool))
         self._forbid_in_text = torch.as_tensor(
             np.append(tokens.code_tokens, tokens.closer), dtype=torch.long
@@ -163,6 +171,21 @@ class SIDConstraint:
         used = sum(1 for pos in set(state.items) if flt.allowed[pos]) if self.distinct else 0
         return flt.num_allowed > used
 
+    def _citation(self, generated: torch.Tensor, state: RowState) -> np.ndarray | None:
+        """The tokens the citation rule allows a text row next (``None``: no rule applies)."""
+        if self.cite_after is None or not self.items_left(state):
+            return None
+        tokens = generated.tolist()
+        closed = max((n for n, t in enumerate(tokens) if t == self.tokens.closer), default=-1)
+        run = tokens[closed + 1:]
+        allowed = self.cite_after(run) if run else None
+        if not allowed:
+            return None
+        out = np.asarray(sorted(set(allowed)), dtype=np.int64)
+        if np.isin(out, self._forbid_in_text.numpy()).any():
+            raise DecodingError("a citation rule may allow the opener and text tokens, never SID codes")
+        return out
+
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         generated = input_ids[:, self.prompt_length :].cpu()
         masked = scores.clone()
@@ -180,6 +203,8 @@ class SIDConstraint:
             elif self.format == "ids":
                 done = len(state.items) >= (self.max_items or 0)
                 allowed = np.asarray([self.eos_token_id if done else self.tokens.opener])
+            elif (cited := self._citation(generated[row], state)) is not None:
+                allowed = cited
             else:
                 text_rows.append(row)
                 if self.format == "text" or (

@@ -10,7 +10,8 @@ in the same harness by :class:`BundleRanker` (constrained beam search), next to 
 same users by :func:`compare_next_item`; :func:`evaluate_bundle` (``neo eval``) adds SASRec-CE,
 seeds, paired bootstrap intervals of every ratio (:func:`ratio_ci`), short histories, validity and
 steerability with the constraints off, and :func:`write_report` writes ``report.md``,
-``report.json`` and the plots. The training probes score through the same ranker and metrics.
+``report.json`` and the plots. A LangChain chat model can rate the explanations and profiles 1-5
+(:class:`Judge`, :func:`judge_rows`; ``neo eval --judge``). The training probes score through the same ranker and metrics.
 
 SASRec (torch) loads lazily: ``import neo_sdk.evaluation`` does not import torch.
 
@@ -50,11 +51,12 @@ from neo_sdk.evaluation._bundle import (
 )
 from neo_sdk.evaluation._bundle_eval import BundleEvaluation, EvalSettings, TypeEvaluation, evaluate_bundle
 from neo_sdk.evaluation._cold_start import cut_histories
-from neo_sdk.evaluation._eval_plots import plot_explanations, plot_search
+from neo_sdk.evaluation._eval_plots import plot_explanations, plot_judge, plot_search
 from neo_sdk.evaluation._eval_report import (
     DEFAULT_SECTIONS,
     explanations_section,
     headline,
+    judge_section,
     render_table,
     report_data,
     search_section,
@@ -62,6 +64,7 @@ from neo_sdk.evaluation._eval_report import (
     write_report,
 )
 from neo_sdk.evaluation._explain_bench import EXPLANATION_KEYS, explanation_summary, measure_explanations
+from neo_sdk.evaluation._judge import CRITERIA, Judge, Rating, item_facts, judge_rows, judge_summary, parse_rating
 from neo_sdk.evaluation._metrics import (
     DEFAULT_KS,
     hit_rate,
@@ -130,6 +133,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "BASELINES",
+    "CRITERIA",
     "DEFAULT_KS",
     "DEFAULT_SECTIONS",
     "DEV_SAMPLE_SIZE",
@@ -149,12 +153,14 @@ __all__ = [
     "Interval",
     "ItemIndex",
     "ItemKNN",
+    "Judge",
     "Method",
     "NextItemComparison",
     "Popularity",
     "QueryBuilder",
     "RandomRanker",
     "Ranker",
+    "Rating",
     "Retriever",
     "SASRec",
     "SASRecConfig",
@@ -179,14 +185,20 @@ __all__ = [
     "hit_at_k",
     "hit_rate",
     "invalid_count",
+    "item_facts",
+    "judge_rows",
+    "judge_section",
+    "judge_summary",
     "mean_ci",
     "measure_explanations",
     "measure_search",
     "measure_steerability",
     "ndcg",
     "neo_search",
+    "parse_rating",
     "per_user",
     "plot_explanations",
+    "plot_judge",
     "plot_search",
     "popularity_among_matching",
     "popularity_row",

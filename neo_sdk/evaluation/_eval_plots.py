@@ -1,5 +1,5 @@
 """The plots of ``neo eval``'s report: metrics with intervals, ratios, per type, cold start, training loss,
-search and explanations (also drawn by ``bench/search.py`` and ``bench/explanations.py``).
+search, explanations and the LLM judge's scores (also drawn by ``bench/search.py`` and ``bench/explanations.py``).
 
 Drawn on matplotlib's Agg canvas directly (no ``pyplot``, no global backend switch), as
 :mod:`neo_sdk.evaluation._report` does. Error bars are the bootstrap intervals of the evaluation
@@ -230,12 +230,44 @@ def plot_explanations(result: Mapping[str, Any], path: str | Path, title: str | 
     return _save(fig, Path(path))
 
 
+def plot_judge(result: Mapping[str, Any], path: str | Path, title: str | None = None) -> Path:
+    """The judge's scores from a :func:`~neo_sdk.evaluation.judge_rows` result: for explanations and
+    profiles, how many texts got each score 1-5, one bar per criterion (its mean in the legend)."""
+    from matplotlib.ticker import MaxNLocator
+
+    from neo_sdk.evaluation._judge import CRITERIA, SCORES
+
+    fig = _figure(11.0, 4.0)
+    width = 0.8 / len(CRITERIA)
+    for n, name in enumerate(("explanations", "profiles")):
+        part = result[name]
+        ax = fig.add_subplot(1, 2, n + 1)
+        for j, criterion in enumerate(CRITERIA):
+            counts = [part["distribution"][criterion][str(v)] for v in SCORES]
+            mean = part["mean"][criterion]
+            bars = ax.bar([v + (j - (len(CRITERIA) - 1) / 2) * width for v in SCORES], counts, width,
+                          label=f"{criterion} (mean {'n/a' if mean is None else f'{mean:.2f}'})")
+            ax.bar_label(bars, labels=[str(c) if c else "" for c in counts], fontsize=7)
+        ax.set_xticks(SCORES, [str(v) for v in SCORES])
+        ax.set_xlabel("score (1 bad, 5 excellent)")
+        ax.set_ylabel("texts")
+        ax.set_ylim(0, max(1, *(c for d in part["distribution"].values() for c in d.values())) * 1.35)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(f"{name}: {part['rated']} rated of {part['n']}, {part['unparsed']} unparsed", fontsize=10)
+        ax.legend(fontsize=7, loc="upper center", ncols=3)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(title or f"LLM judge: {result['judge']}", fontsize=10)
+    return _save(fig, Path(path))
+
+
 def write_section_plots(sections: Mapping[str, Mapping[str, Any]], out: str | Path) -> dict[str, Path]:
-    """The plots of the measured search and explanations sections, in ``out``: name -> path."""
+    """The plots of the measured search, explanations and judge sections, in ``out``: name -> path."""
     out, plots = Path(out), {}
     if sections.get("search", {}).get("status") == "measured":
         plots["search"] = plot_search(sections["search"], out / "search.png")
     explanations = sections.get("explanations", {})
     if explanations.get("status") == "measured" and explanations.get("mixed"):
         plots["explanations"] = plot_explanations(explanations, out / "explanations.png")
+    if sections.get("judge", {}).get("status") == "measured":
+        plots["judge"] = plot_judge(sections["judge"], out / "judge.png")
     return plots

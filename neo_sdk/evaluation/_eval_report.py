@@ -5,7 +5,8 @@ Sections measured beside the next-item harness (search, explanations) join the r
 ``summary`` (a few lines, printed) and ``markdown`` (a block for ``report.md``); everything in it
 goes to ``report.json``. :func:`search_section` and :func:`explanations_section` turn the results
 of :func:`~neo_sdk.evaluation.measure_search` and :func:`~neo_sdk.evaluation.measure_explanations`
-into such dicts, :func:`skipped_section` one that was not measured. A default section that is not
+into such dicts, :func:`judge_section` that of :func:`~neo_sdk.evaluation.judge_rows` (``--judge``),
+:func:`skipped_section` one that was not measured. A default section that is not
 passed reads "not measured" with the script that measures it.
 """
 
@@ -20,6 +21,7 @@ from neo_sdk.evaluation._bootstrap import Interval
 from neo_sdk.evaluation._bundle import BASELINE_LABELS
 from neo_sdk.evaluation._bundle_eval import BundleEvaluation, TypeEvaluation
 from neo_sdk.evaluation._explain_bench import EXPLANATION_KEYS
+from neo_sdk.evaluation._judge import CRITERIA, SCORES
 from neo_sdk.evaluation._search_bench import COLUMNS
 
 Sections = Mapping[str, Mapping[str, Any]]
@@ -347,3 +349,31 @@ def explanations_section(result: Mapping[str, Any]) -> dict[str, Any]:
 
 def _cell(value: Any) -> str:
     return "-" if value is None else str(value)
+
+
+def judge_section(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The report section of a :func:`~neo_sdk.evaluation.judge_rows` result: which model judged, per
+    kind of text the mean of each criterion, how many were rated, unparsed and skipped, and the 1-5 counts."""
+    parts = (("explanations", result["explanations"]), ("profiles", result["profiles"]))
+    head = (f"judged by {result['judge']}: {result['calls']} model calls, {result['cache_hits']} replies from the"
+            f" cache, {result['seconds']} s")
+    lines = [head]
+    for name, part in parts:
+        means = ", ".join(f"{c} {_number(part['mean'][c], '.2f')}" for c in CRITERIA)
+        lines.append(f"  {name + ':':<14}{part['rated']} rated of {part['n']}, unparsed {part['unparsed']},"
+                     f" skipped {part['skipped']}; mean {means}")
+    table = ["| texts | n | rated | unparsed | skipped (no text) | " + " | ".join(f"{c} (mean)" for c in CRITERIA) + " |",
+             "|---" * (5 + len(CRITERIA)) + "|"]
+    table += [f"| {name} | {part['n']} | {part['rated']} | {part['unparsed']} | {part['skipped']} | "
+              + " | ".join(_number(part["mean"][c], ".2f") for c in CRITERIA) + " |" for name, part in parts]
+    counts = ["| texts | criterion | " + " | ".join(map(str, SCORES)) + " |", "|---" * (2 + len(SCORES)) + "|"]
+    counts += [f"| {name} | {c} | " + " | ".join(str(part["distribution"][c][str(v)]) for v in SCORES) + " |"
+               for name, part in parts for c in CRITERIA]
+    markdown = [f"Judge: `{result['judge']}` (`--judge`), each text rated 1-5: **faithful** (states only facts true of"
+                " the item and the history the judge is shown: the item's catalog facts, the user's recent items),"
+                " **useful** (helps the user decide), **fluent** (reads like a person wrote it). Unparsed: a reply"
+                " without three whole scores in 1-5, counted and never given a score.", "", *table, "",
+                "Scores given (counts):", "", *counts, "",
+                f"{result['calls']} model calls, {result['cache_hits']} replies from the cache (`{result['cache']}`),"
+                f" {result['seconds']} s; every reply is in report.json (`judge.ratings`)."]
+    return {**result, "status": "measured", "summary": "\n".join(lines), "markdown": "\n".join(markdown)}

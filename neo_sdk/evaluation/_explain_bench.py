@@ -31,7 +31,7 @@ from neo_sdk.tasks import item_marker
 MIN_HISTORY = 5
 #: The measures of :func:`explanation_summary` shown in tables, in order.
 EXPLANATION_KEYS = ("answers", "explained_by_model", "distinct_texts", "distinct_model_texts", "shown_claims_per_answer",
-                "shown_claims_true", "raw_claims_per_answer", "raw_claims_true", "raw_all_true", "p50_ms", "p95_ms")
+                "shown_claims_true", "comparisons_without_item", "ungrammatical_lists", "raw_claims_per_answer", "raw_claims_true", "raw_all_true", "p50_ms", "p95_ms")
 
 
 def _marked(segments: Sequence[Any]) -> str:
@@ -65,7 +65,8 @@ def mixed_row(answer: Any, checker: GroundednessChecker, history: Sequence[str],
     found = checker.check_explanation(marked, item, focus=focus, history=basis) if item else None
     return {"task": answer.task, "item": item, "explained_by": answer.explained_by, "text": shown,
             "shown_claims": found.checkable if found else 0, "shown_true": len(found.true) if found else 0,
-            "shown_false": [c.reason for c in found.false] if found else [], **_raw(answer, shown)}
+            "shown_false": [c.reason for c in found.false] if found else [],
+            "shown_faults": [f.kind for f in found.faults] if found else [], **_raw(answer, shown)}
 
 
 def profile_row(answer: Any, checker: GroundednessChecker, history: Sequence[str], facts: Any,
@@ -76,7 +77,8 @@ def profile_row(answer: Any, checker: GroundednessChecker, history: Sequence[str
     found = checker.check_profile(_marked(answer.segments), recent)
     top3 = [g for g, _ in Counter(g for i in recent for g in facts.genres(i)).most_common(3)]
     return {"explained_by": answer.explained_by, "text": text, "shown_claims": found.checkable,
-            "shown_true": len(found.true), "shown_false": [c.reason for c in found.false], **_raw(answer, text),
+            "shown_true": len(found.true), "shown_false": [c.reason for c in found.false],
+            "shown_faults": [f.kind for f in found.faults], **_raw(answer, text),
             "top3": top3, "top3_named": sum(1 for g in top3 if g.lower() in text.lower())}
 
 
@@ -101,6 +103,10 @@ def explanation_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "distinct_model_texts": len({r["text"] for r in by_model}),
         "shown_claims_per_answer": round(shown_claims / len(rows), 2),
         "shown_claims_true": round(sum(r["shown_true"] for r in rows) / shown_claims, 3) if shown_claims else None,
+        # form faults of the text shown (FormChecker): a comparison that names no item; a category
+        # list that reads broken (a capital mid-sentence, no article, plural type, a/an, no "and")
+        "comparisons_without_item": sum("comparison" in r.get("shown_faults", ()) for r in rows),
+        "ungrammatical_lists": sum(any(k != "comparison" for k in r.get("shown_faults", ())) for r in rows),
         "raw_checked": len(raw),
         "raw_claims_per_answer": round(raw_claims / len(raw), 2) if raw else None,
         "raw_claims_true": round(sum(r["raw_true"] for r in raw) / raw_claims, 3) if raw_claims else None,
@@ -125,7 +131,7 @@ def measure_explanations(neo: Any, *, users: int = 20, profiles: int = 20, seed:
     Returns:
         ``users``, ``grounded`` (the bundle was trained with grounds), ``mixed`` and ``profiles``
         (:func:`explanation_summary`), ``profile_top3_named_2plus``, the bundle's next-item
-        ``probe``, ``seconds``, and every row under ``answers`` and ``profile_answers``.
+        ``probe``, ``seconds``, and every row (with its ``user``) under ``answers`` and ``profile_answers``.
     """
     started = time.perf_counter()
     checker = GroundednessChecker(neo.facts)
@@ -138,10 +144,10 @@ def measure_explanations(neo: Any, *, users: int = 20, profiles: int = 20, seed:
         for task, text in (("like_this", f"{neo.prompts.plural(kind)} like this, explain why"),
                            ("explain", f"recommend one {kind} and tell me why I'd like it")):
             answer = session.ask(text, task=task, format="mixed", entity_type=kind)
-            mixed.append(mixed_row(answer, checker, history, neo.max_history))
+            mixed.append(mixed_row(answer, checker, history, neo.max_history) | {"user": user})
         if n < profiles:
             answer = session.ask("describe my taste", task="profile")
-            profiled.append(profile_row(answer, checker, history, neo.facts, neo.max_history))
+            profiled.append(profile_row(answer, checker, history, neo.facts, neo.max_history) | {"user": user})
     instruct = neo.manifest.get("metrics", {}).get("instruct", {})
     return {"users": len(sample), "grounded": neo.responder.grounded,
             "mixed": explanation_summary(mixed), "profiles": explanation_summary(profiled),

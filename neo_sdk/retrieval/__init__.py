@@ -10,6 +10,7 @@ allowlist), and ``neo_sdk.evaluation`` scores the retrievers as baselines.
 
 from neo_sdk.retrieval._claims import Claim, GroundednessChecker, Grounding
 from neo_sdk.retrieval._collaborative import EASE_L2, EASE_MAX_ITEMS, CollaborativeRetriever
+from neo_sdk.retrieval._form import Fault, FormChecker
 from neo_sdk.retrieval._hybrid import RRF_K, HybridRetriever, reciprocal_rank_fusion
 from neo_sdk.retrieval._index import ItemIndex, top_k
 from neo_sdk.retrieval._stated import FactReader, StatedFacts, content_words, normalize_title, words
@@ -24,6 +25,8 @@ __all__ = [
     "CollaborativeRetriever",
     "DenseRetriever",
     "FactReader",
+    "Fault",
+    "FormChecker",
     "GroundednessChecker",
     "Grounding",
     "HybridRetriever",

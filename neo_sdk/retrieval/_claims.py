@@ -14,6 +14,10 @@ list), so the same checker serves movies, books, podcasts or products:
   is read only for the items the text may cite (the history, the focus item) and the
   recommended item itself. The year after a title belongs to the title claim.
 
+The same pass reads the text's form (:class:`~neo_sdk.retrieval.FormChecker`): a comparison
+without an item or a broken category list is a fault (``Grounding.faults``); a text passes when it
+has no false claim and no fault.
+
 Words that are no catalog fact are no claim: "a warm, funny story" states nothing checkable.
 Naming the recommended item itself asserts nothing; a wrong year after it is a false year claim.
 A related name with no relation phrase right before it takes the relation of a role word of the
@@ -28,6 +32,7 @@ from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from neo_sdk.retrieval._form import Fault, FormChecker
 from neo_sdk.retrieval._stated import FactReader, Mention, normalize_title, words
 from neo_sdk.tasks import ITEM_MARKER, CatalogFacts
 
@@ -75,6 +80,7 @@ class Grounding:
     """The claims found in one text, in text order."""
 
     claims: list[Claim] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)  # form faults: true facts that read broken
 
     @property
     def true(self) -> list[Claim]:
@@ -92,6 +98,11 @@ class Grounding:
     def all_true(self) -> bool:
         """True when no claim is false (also when there is none)."""
         return not self.false
+
+    @property
+    def passes(self) -> bool:
+        """Fit to show: no false claim and no form fault."""
+        return self.all_true and not self.faults
 
 
 @dataclass(frozen=True)
@@ -148,6 +159,7 @@ class GroundednessChecker:
                 self.roles.setdefault(form, relation)
                 self.roles.setdefault(form + "s", relation)
         self.stopwords = frozenset(STOPWORDS_EN_PLUS)
+        self.form = FormChecker(facts)
 
     # ----------------------------------------------------------- public
     def check_explanation(
@@ -177,7 +189,7 @@ class GroundednessChecker:
                 claims.append(self._related_claim(stated, item))
             else:
                 claims.append(self._year_claim(stated, item))
-        return Grounding(claims)
+        return Grounding(claims, self.form.faults(text))
 
     def check_profile(self, text: str, history: Sequence[str]) -> Grounding:
         """The claims of a user profile, checked against the user's ``history``.
@@ -203,7 +215,7 @@ class GroundednessChecker:
                                      f"no history item is from {stated.value}"))
             else:
                 claims.append(self._profile_related(stated, history))
-        return Grounding(claims)
+        return Grounding(claims, self.form.faults(text))
 
     # ----------------------------------------------------------- reading
     def _read(self, text: str, known: Collection[str]) -> list[_Stated]:

@@ -10,14 +10,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from neo_sdk._names import TASKS, Task
 from neo_sdk._names import OutputFormat as Format
 
-__all__ = ["TASKS", "Answer", "Decoded", "Format", "ItemCard", "ItemPart", "ItemRef", "Link", "Request", "Segment",
+__all__ = ["TASKS", "Answer", "Aspect", "Decoded", "Format", "ItemCard", "ItemPart", "ItemRef", "Link", "Request", "Segment",
            "Steering", "StreamEvent", "Task", "TextPart"]
 
 
 class Steering(TypedDict, total=False):
     """Explicit steering of one request (each overrides what the words say).
 
-    * ``task``: ``next_item``, ``search``, ``explain``, ``profile`` or ``like_this``;
+    * ``task``: ``next_item``, ``search``, ``explain``, ``profile``, ``like_this`` or ``about``
+      (a question about one item, e.g. "why would I like the second one?");
     * ``entity_type``: the type of items to return (e.g. ``movie``, ``person``);
     * ``format``: ``ids`` (a ranked list), ``mixed`` (item + explanation) or ``text``;
     * ``k``: number of items of an ``ids`` answer;
@@ -97,6 +98,10 @@ class ItemPart(BaseModel):
 Segment = Annotated[TextPart | ItemPart, Field(discriminator="kind")]
 
 
+Aspect = Literal["why", "people", "when", "facts"]
+"""What a question about one item asks (task ``about``)."""
+
+
 class Request(BaseModel):
     """A request after steering resolution: what the session actually runs (all fields explicit)."""
 
@@ -118,6 +123,13 @@ class Request(BaseModel):
         " relation None: any relation ('with X', 'by Y')")
     exclude: tuple[str, ...] = Field(default=(), description="items excluded by the request itself")
     refines: int | None = Field(default=None, description="turn index this request refines, if any")
+    aspect: Aspect | None = Field(
+        default=None, description="about: what the question asks of the focus item: why (it fits this user),"
+        " people (its related items, e.g. its cast), when (its year, or whether it is from the years stated),"
+        " facts (what it is)")
+    within: tuple[str, ...] = Field(
+        default=(), description="a narrowing of the previous answer ('just the top two', 'only the comedies',"
+        " 'drop the third one'): the answer is these items, in this order, kept by the request's filters")
     reasons: tuple[str, ...] = Field(default=(), description="which words decided what (for debugging)")
 
     @property

@@ -21,6 +21,7 @@ from neo_sdk.decoding import (
 )
 from neo_sdk.errors import DecodingError
 from neo_sdk.retrieval import CollaborativeRetriever, GroundednessChecker, HybridRetriever, reciprocal_rank_fusion
+from neo_sdk.session._about import answer_about
 from neo_sdk.session._answer import (
     Decoded,
     ItemPart,
@@ -30,8 +31,8 @@ from neo_sdk.session._answer import (
     TextPart,
 )
 from neo_sdk.session._fallback import explain_from_facts
-from neo_sdk.session._grounded import explain_grounded, profile_grounded
-from neo_sdk.tasks import GROUNDS_VERSION
+from neo_sdk.session._grounded import citation_rule, explain_grounded, profile_grounded
+from neo_sdk.tasks import GROUNDS_VERSIONS
 
 if TYPE_CHECKING:
     from neo_sdk.session._neo import Neo
@@ -101,8 +102,9 @@ class Responder:
                                        lock=self.lock)
         self.stopped_generations = 0  # generations stopped before their end (their reader went away)
         # a bundle trained with grounds lines: explanations and profiles are written from them
-        self.grounded = neo.manifest.get("training", {}).get("grounds") == GROUNDS_VERSION
+        self.grounded = neo.manifest.get("training", {}).get("grounds") in GROUNDS_VERSIONS
         self._checker: GroundednessChecker | None = None
+        self.cite_after = citation_rule(neo.tokenizer, neo.facts.citation_cues, neo.tokens.opener)
         positions = neo.trie.position_of()
         self.ids = [""] * neo.trie.num_items
         years = np.full(neo.trie.num_items, -1, dtype=np.int64)
@@ -157,8 +159,17 @@ class Responder:
             text = TextPart(text=neo.prompts.word("misc", "no_history", _NO_HISTORY_PROFILE))
             yield StreamEvent(text=text.text)
             return Decoded([text], {}, prompt_tokens=0, completion_tokens=0)
+        if request.task == "about":
+            usage = {"prompt": 0, "completion": 0, "truncated": 0}
+            segments, explained_by, check = yield from answer_about(
+                self, request, history, user, max_new_tokens or neo.max_new_tokens, usage)
+            return Decoded(segments, {"decode_ms": (time.perf_counter() - started) * 1000}, explained_by,
+                           prompt_tokens=usage["prompt"], completion_tokens=usage["completion"],
+                           truncated=bool(usage["truncated"]), check=check)
         flt = self.item_filter(request, exclude) if request.task != "profile" else None
         timings = {"filter_ms": (time.perf_counter() - started) * 1000}
+        if flt is not None and request.within:
+            return (yield from self._run_within(request, flt, timings))
         if flt is not None and flt.num_allowed == 0:
             nothing = TextPart(text=self._nothing_left(request))
             yield StreamEvent(text=nothing.text)
@@ -190,6 +201,25 @@ class Responder:
             explained_by = yield from explain_from_facts(neo, request, history, segments)
         return Decoded(segments, timings, explained_by, prompt_tokens=usage["prompt"],
                        completion_tokens=usage["completion"], truncated=bool(usage["truncated"]), check=check)
+
+    def _run_within(self, request: Request, flt: TrieFilter, timings: dict[str, float],
+                    ) -> Generator[StreamEvent, None, Decoded]:
+        """A narrowing of the previous answer: its items the filter keeps, in their order, at most
+        ``k`` (the model already decoded them; nothing new is decoded)."""
+        positions = self.neo.trie.position_of()
+        kept = [i for i in request.within if i in positions and flt.allowed[positions[i]]][: request.k]
+        if not kept:
+            nothing = TextPart(text=self._nothing_left(request))
+            yield StreamEvent(text=nothing.text)
+            return Decoded([nothing], timings, prompt_tokens=0, completion_tokens=0)
+        segments: list[Segment] = []
+        for n, item_id in enumerate(kept, 1):
+            ref = self.neo.item(item_id)
+            number = f"{'' if n == 1 else chr(10)}{n}. "
+            segments += [TextPart(text=number), ItemPart(item=ref)]
+            yield StreamEvent(text=number)
+            yield StreamEvent(text=ref.label(), item=ref)
+        return Decoded(segments, timings, prompt_tokens=0, completion_tokens=0)
 
     def _run_ranked(self, request: Request, history: Sequence[str], user: str | None, flt: TrieFilter,
                     timings: dict[str, float], usage: dict[str, int]) -> Generator[StreamEvent, None, list[Segment]]:
@@ -301,17 +331,20 @@ class Responder:
         # that first item only (an explanation may cite any item, e.g. from the history).
         prefix = [self.neo.tokens.opener] if request.format == "mixed" else []
         generated, log_probs, streamer = yield from self.generate(
-            prompt, request.format, flt, max_new_tokens, usage, forced=prefix, shown=prefix)
+            prompt, request.format, flt, max_new_tokens, usage, forced=prefix, shown=prefix,
+            cite_after=self.cite_after if request.format == "mixed" else None)
         return streamer.segments(generated, log_probs)
 
     def generate(self, prompt: list[int], fmt: str, flt: Any, max_new_tokens: int, usage: dict[str, int], *,
                  forced: list[int], shown: list[int], hold: bool = False, bind_all: bool = False,
+                 cite_after: Callable[[Sequence[int]], Sequence[int] | None] | None = None,
                  ) -> Generator[StreamEvent, None, tuple[list[int], list[float], _SpanStreamer]]:
         """Constrained generation on a worker thread after ``prompt + forced`` (``forced``: the
         start of the answer, written by the runtime), its tokens streamed as events (``shown``:
         the part of ``forced`` the streamer reads first). ``hold``: every event is sent as an empty
         one, for a caller that shows the text only once it is checked. ``flt`` binds the first item
-        of a mixed answer only, or every item with ``bind_all``. Closing this generator early
+        of a mixed answer only, or every item with ``bind_all``. ``cite_after``: the citation rule
+        (:func:`~neo_sdk.session._grounded.citation_rule`). Closing this generator early
         (a client gone, a timeout) stops the generation at its next token.
 
         Returns the answer's tokens (``forced`` and the generated ones) with their log-probabilities
@@ -329,7 +362,7 @@ class Responder:
                         neo.model, prompt + forced, neo.trie, neo.tokens, eos_token_id=neo.encoder.end_id,
                         pad_token_id=neo.encoder.end_id, format=fmt, filter=flt,
                         filtered_items=1 if fmt == "mixed" and not bind_all else None, max_new_tokens=max_new_tokens,
-                        streamer=streamer, with_scores=True, prompt_length=len(prompt),
+                        streamer=streamer, with_scores=True, prompt_length=len(prompt), cite_after=cite_after,
                     )
             except _Cancelled:
                 self.stopped_generations += 1

@@ -8,23 +8,26 @@ For a bundle trained with grounds lines (:mod:`neo_sdk.tasks._grounds`):
 * a **profile**: the runtime writes the history's grounds line, the model writes the profile.
 
 The text is held until the :class:`~neo_sdk.retrieval.GroundednessChecker` has read it: with every
-checkable claim true it is shown as the model wrote it (``explained_by="model"``); an empty text,
-or one with a false claim, is replaced by the template sentence over the same grounds
+checkable claim true and no form fault (a comparison without an item, a broken category list) it is
+shown as the model wrote it (``explained_by="model"``); an empty text, or one with a false claim or
+a fault, is replaced by the template sentence over the same grounds
 (``explained_by="catalog facts"``). ``Answer.explanation_check`` says what was found either way.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Generator, Sequence
+import re
+from collections.abc import Callable, Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from neo_sdk.decoding import TrieFilter
 from neo_sdk.retrieval import Grounding
-from neo_sdk.session._answer import ItemPart, Request, Segment, StreamEvent, TextPart
+from neo_sdk.session._answer import ItemPart, ItemRef, Request, Segment, StreamEvent, TextPart
 from neo_sdk.session._fallback import has_words, render_marked
 from neo_sdk.tasks import (
     TemplateTeacher,
+    cue_pattern,
     explanation_grounds,
     item_marker,
     mentioned_items,
@@ -36,13 +39,17 @@ if TYPE_CHECKING:
 
 
 def explain_grounded(responder: Responder, prompt: list[int], request: Request, flt: Any, history: Sequence[str],
-                     max_new_tokens: int, usage: dict[str, int],
+                     max_new_tokens: int, usage: dict[str, int], *, item: ItemRef | None = None, lead: Sequence[Segment] = (),
                      ) -> Generator[StreamEvent, None, tuple[list[Segment], str, dict[str, Any]]]:
-    """A mixed answer: item, then the model's explanation from the item's grounds (module docs)."""
+    """A mixed answer: item, then the model's explanation from the item's grounds (module docs).
+    ``item``: the item to explain (a question about it), instead of the model's best within ``flt``;
+    ``lead``: catalog text shown between the item and the explanation."""
     neo = responder.neo
-    best = responder.beams.search(prompt, k=1, filter=flt)[0]
-    item = neo.item(best.item_id, score=best.score)
+    if item is None:
+        best = responder.beams.search(prompt, k=1, filter=flt)[0]
+        item = neo.item(best.item_id, score=best.score)
     yield StreamEvent(text=item.label(), item=item)
+    yield from events(lead)
     focus = request.focus if request.task == "like_this" else None
     basis = [focus] if focus else list(history)[-neo.max_history:]
     grounds = explanation_grounds(neo.facts, basis, item.id)
@@ -55,16 +62,17 @@ def explain_grounded(responder: Responder, prompt: list[int], request: Request, 
     citable = [i for i in dict.fromkeys([item.id, *mentioned_items(grounds.line(neo.facts))]) if i in positions]
     cited = TrieFilter.create(neo.trie, allow=citable)
     generated, log_probs, streamer = yield from responder.generate(
-        prompt, "mixed", cited, max_new_tokens, usage, forced=forced, shown=[], hold=True, bind_all=True)
+        prompt, "mixed", cited, max_new_tokens, usage, forced=forced, shown=[], hold=True, bind_all=True,
+        cite_after=responder.cite_after)
     said = streamer.segments(generated[len(forced):], log_probs[len(forced):], answered=True)
     found = responder.checker.check_explanation(marked(said), item.id, focus=focus, history=basis)
-    if has_words(said) and found.all_true:
+    if has_words(said) and found.passes:
         shown, by = said, "model"
     else:
         teacher_text = TemplateTeacher().explain_grounds(neo.facts, grounds, random.Random(item.id))
         shown, by = [TextPart(text=" "), *render_marked(neo, teacher_text)], "catalog facts"
-    yield from _events(shown)
-    return [ItemPart(item=item), *shown], by, summary(found, said, by)
+    yield from events(shown)
+    return [ItemPart(item=item), *lead, *shown], by, summary(found, said, by)
 
 
 def profile_grounded(responder: Responder, prompt: list[int], history: Sequence[str], max_new_tokens: int,
@@ -79,13 +87,30 @@ def profile_grounded(responder: Responder, prompt: list[int], history: Sequence[
         prompt, "text", None, max_new_tokens, usage, forced=forced, shown=[], hold=True)
     said = _strip_leading_space(streamer.segments(generated[len(forced):], log_probs[len(forced):], answered=True))
     found = responder.checker.check_profile(marked(said), recent)
-    if has_words(said) and found.all_true:
+    if has_words(said) and found.passes:
         shown, by = said, "model"
     else:
         teacher_text = TemplateTeacher().profile_grounds(neo.facts, grounds, random.Random(" ".join(recent)))
         shown, by = render_marked(neo, teacher_text), "catalog facts"
-    yield from _events(shown)
+    yield from events(shown)
     return shown, by, summary(found, said, by)
+
+
+def citation_rule(tokenizer: Any, cues: Sequence[str], opener: int) -> Callable[[Sequence[int]], list[int] | None]:
+    """The decoding rule that makes a comparison cite an item: after a citation cue ("like", "as
+    in"; :attr:`~neo_sdk.tasks.CatalogFacts.citation_cues`) only a space or the span opener may
+    follow, after the cue and a space only the opener (the layout training uses: ``like <space>
+    <span>``)."""
+    ends_with_cue = re.compile(rf"{cue_pattern(cues)}(\s?)$", re.IGNORECASE)
+    space = tokenizer.encode(" ", add_special_tokens=False)
+
+    def allowed_after(run: Sequence[int]) -> list[int] | None:
+        match = ends_with_cue.search(tokenizer.decode(list(run[-24:]), skip_special_tokens=True))
+        if match is None:
+            return None
+        return [opener] if match.group(1) or len(space) != 1 else [space[0], opener]
+
+    return allowed_after
 
 
 def marked(segments: Sequence[Segment]) -> str:
@@ -98,7 +123,8 @@ def summary(found: Grounding, said: Sequence[Segment], by: str) -> dict[str, Any
     out: dict[str, Any] = {"claims": found.checkable, "true": len(found.true),
                            "false": [c.reason for c in found.false], "shown": by,
                            "checked": [{"text": c.text, "kind": c.kind, "holds": c.holds, "reason": c.reason}
-                                       for c in (*found.true, *found.false)]}
+                                       for c in (*found.true, *found.false)],
+                           "faults": [{"kind": f.kind, "text": f.text, "reason": f.reason} for f in found.faults]}
     if by != "model":
         out["model_text"] = "".join(s.text if isinstance(s, TextPart) else s.item.label() for s in said).strip()
     return out
@@ -111,7 +137,7 @@ def _strip_leading_space(segments: list[Segment]) -> list[Segment]:
     return segments
 
 
-def _events(segments: Sequence[Segment]) -> Generator[StreamEvent, None, None]:
+def events(segments: Sequence[Segment]) -> Generator[StreamEvent, None, None]:
     for seg in segments:
         if isinstance(seg, ItemPart):
             yield StreamEvent(text=seg.item.label(), item=seg.item)

@@ -268,6 +268,13 @@ class Neo:
         """The instruction for a resolved request, from the prompt templates (one source)."""
         values: dict[str, Any] = {"type": request.entity_type}
         task = request.task
+        if task == "about":  # a bundle trained before the about task: its explain prompt, the item is forced
+            if "about" in self.prompts.tasks:
+                values.update(item=item_marker(request.focus or ""), history=format_history(list(history),
+                              self.max_history), user=self.facts.user_text(user) if user else
+                              self.prompts.word("misc", "unknown_user"))
+            else:
+                task = "explain"
         if task in ("next_item", "explain", "profile"):
             if not history:
                 raise ConfigError(f"task {task} needs a history: start the session with user= or history=,"

@@ -69,13 +69,16 @@ class Session:
     # --------------------------------------------------------------------------- requests
     def resolve(self, text: str, **steering: Unpack[Steering]) -> Request:
         """How :meth:`ask` would read ``text`` now (task, type, format, k, focus, filters)."""
-        last = self.answers[-1] if self.answers else None
+        # a question about one item ("who is in the second one?") leaves the list on screen in place:
+        # references and follow-ups read the last answer that was not such a question
+        last = next((a for a in reversed(self.answers) if a.task != "about"), None)
         state = DialogueState(
             last=last.request if last else None,
             last_turn=last.turn if last else None,
             last_items=[i.id for i in last.answer_items] if last else [],
             focus=self.focus,
             history=self.history,
+            shown=list(dict.fromkeys(i.id for a in self.answers for i in a.answer_items)),
         )
         return resolve(text, self.neo.steering, state, **steering)
 
@@ -152,6 +155,9 @@ class Session:
             out += self.history
         if request.task == "like_this" and request.focus:
             out.append(request.focus)
+        if request.within:  # a narrowing keeps the listed items it did not drop, whatever turn showed them
+            kept = set(request.within)
+            out = [i for i in out if i not in kept]
         return list(dict.fromkeys(out))
 
     def remember(self, answer: Answer) -> None:

@@ -9,20 +9,27 @@ to exclude. This module is that cheap, deterministic first pass. Rules, in order
 2. **References**: "the second one", "#3", "the last one" name an item of the previous answer;
    "this", "that one", "it" name the session's *focus* (the last item discussed or consumed);
    "like <title>" names a catalog item by title.
+   **Questions about one item** ("why would I like the second one?", "who is in it?", "what's #3
+   about?", "is that one from the 90s?") are the ``about`` task, with the question's *aspect*
+   (why, people, when, facts) and the item as focus.
 3. **Task cues**: profile ("describe my taste", "what do I like"), like_this ("like this",
    "similar", "more like"), search ("find", "search", "starring", "directed by", a genre or decade
    word), explain ("why", "explain" + a recommendation), next_item ("recommend", "suggest", and the
    default).
 4. **Follow-ups**: a request without a task cue that only changes something ("only from the 90s",
    "not that one", "now people instead", "top 3") *refines* the previous request: it inherits task,
-   type, focus and query, and adds its own changes.
+   type, focus and query, and adds its own changes. "More", "5 more", "others" also exclude every
+   item the session has shown. A follow-up about the list on screen *narrows* it instead of asking
+   again ("just the top two", "drop the third one", "only the ones from the 90s", "which of them
+   are comedies"): ``Request.within`` holds the previous answer's items.
 5. **Entity type**: the first type word (type names, plurals, synonyms and role words such as
    "actors" or "directors", taken from the prompts' ``words`` and the catalog relations); else the
    focus item's type (like_this), the user's most frequent type, or the catalog's main type.
 6. **Format**: "ids only"/"just the list" -> ids; "why"/"explain" -> mixed; profile -> text; else
    the task's first declared format. A format the task does not declare falls back to that default
    (an explicit ``format=`` that the task does not declare raises :class:`ConfigError`).
-7. **Filters**: decades ("90s", "the 1980s"), "before 1990", "after 2000", "from 1995".
+7. **Filters**: decades ("90s", "the 1980s", "the nineties", "early 2000s", "late 70s"), "before
+   1990", "after 2000", "from 1995".
 
 Everything it decided is in ``Request.reasons``.
 """
@@ -70,15 +77,53 @@ _IDS_ONLY = re.compile(r"\b(ids?( only)?|just (the )?(list|titles|ids)|list only
 _REFINE = re.compile(r"^\s*(only|now|instead|but|and|also|more|again|another|what about|how about|not|no|"
                      r"except|without|just|make it|same)\b|\binstead\b|\bonly\b")
 _NEGATE = re.compile(
-    r"\b(not|no|without|except|exclude|drop|remove|skip)\s+(that|this|it|the \w+( one)?|#\d+|number \d+)\b"
+    r"\b(not|no|without|except|exclude|drop|remove|skip|lose|get rid of|all but|take out|leave out|cut)\s+"
+    r"(that|this|it|the \w+( one)?|#\d+|number \w+)\b"
     r"|\bnot (that|this) one\b"
 )
 _ORDINAL = re.compile(
     r"\b(?:the\s+)?(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|1st|2nd|3rd|\d+th|last)"
-    r"(?:\s+(?:one|item|pick|result|\w+))?\b|#(\d+)\b|\bnumber (\d+)\b"
+    r"(?:\s+(?:one|item|pick|result|\w+))?\b|#(\d+)\b|\bnumber (\d+|one|two|three|four|five|six|seven|eight|nine|ten)\b"
 )
 _THIS = re.compile(r"\b(this|that|it)( one)?\b")
-_DECADE = re.compile(r"\b(?:the\s+)?(?:(1[89]|20)(\d)0s|'?(\d)0s)\b")
+_PRONOUN = re.compile(r"\b(this|that|it|this one|that one|the one)\b(?! (is|are) (a|an|the)\b)")
+# questions about one item, by aspect (checked in this order)
+_ASPECTS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("people", re.compile(
+        r"\bwho(?:'s| is| are| was| were| else)?\b.*\b(in|stars?|starring|direct\w*|wr[io]te\w*|made|makes?|play\w*"
+        r"|act\w*|behind|host\w*|present\w*|narrat\w*|sings?|sang|perform\w*|author\w*|creat\w*|produc\w*|compos\w*)\b"
+        r"|\b(cast|actors?|actresses|crew|directors?|writers?|authors?|hosts?|people) (of|in|for|behind|on)\b")),
+    ("when", re.compile(
+        r"\b(when|what year|which year|which decade|how old|how recent|how new)\b"
+        r"|\b(is|was|are|were)\b.{1,30}?\b(from|(made|released|out|published|written|recorded|aired|produced|shot) in"
+        r"|older|newer|recent)\b"
+        r"|\b(is|was|are|were) (it|that|this|they|those|the \w+ one|#\d+|number \d+)( one)?( really| actually)?"
+        r" (in|old|new)\b")),
+    ("facts", re.compile(
+        r"\bwhat(?:'s| is| was) (?:it|that|this|the \w+ one|#\d+|number \d+)(?: one)? about\b"
+        r"|\btell me (?:more |a bit |something )?about\b|\bmore (?:info|information|details) (?:on|about)\b"
+        r"|\bwhat (?:kind|sort|type) of\b|\bwhat (?:genres?|categor\w+)\b|\bdescribe (?:it|that|this|the \w+ one|#\d+)\b"
+        r"|\bwhat(?:'s| is) (?:it|that|this|the \w+ one|#\d+|number \w+)(?: one)?\s*\??$|\b(?:story|plot|premise|synopsis|"
+        r"summary|gist) of\b|\bwhat (?:is|are) (?:it|that|this)"
+        r" (?:like|about)\b")),
+    ("why", re.compile(
+        r"\bwhy\b|\bwhat makes\b|\bexplain\b|\bjustify\b|\b(?:would|will|do|does|might|could) (?:i|we|they|he|she)\b.*"
+        r"\b(?:like|love|enjoy)\b|\b(?:i'd|i would) (?:like|love|enjoy)\b|\bany good\b|\bworth (?:it|\w+ing)\b|\bhow (?:does|would|is|will) .*\b(?:fit|suit|match)\w*\b"
+        r"|\bwhat do (?:i|they|you) (?:see|get) in\b|\bwhy not\b")),
+)
+_LIKE_VERB = re.compile(r"\b(would|will|should|do|does|did|might|could|can|i|i'd|you|they|we|he|she)\s+(really\s+)?"
+                        r"(like|love|enjoy)\b")
+_MORE = re.compile(r"\b(more|others?|another|different (ones|\w+s)|something else|anything else|else|new ones)\b")
+_SHOW_ME = re.compile(r"^\s*(please\s+)?(show|give|get|find)\s+me\b")
+_WHAT_ABOUT = re.compile(r"^\s*(and |so |ok |okay )?(what|how) about\b")
+_NARROW = re.compile(r"\b(those|these|them|the ones|ones|of them|of those|of these|the list|that list|this list)\b"
+                     r"|^\s*(and |so )?which (are|ones|were|is)\b")
+_NUMBER = r"(\d{1,3}|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty)"
+_TOP_N = re.compile(rf"\b(?:top|first|best|leading)\s+(?!one\b){_NUMBER}\b|\b(?:just|only|keep) the (?:top|first) (one)\b")
+_DECADE = re.compile(r"\b(?:the\s+)?(?:(early|mid|late)[- ])?(?:(1[89]|20)(\d)0'?s|'?(\d)0'?s"
+                     r"|(twenties|thirties|forties|fifties|sixties|seventies|eighties|nineties|noughties|two-thousands))\b")
+_SPELLED_DECADES = {"twenties": 1920, "thirties": 1930, "forties": 1940, "fifties": 1950, "sixties": 1960,
+                    "seventies": 1970, "eighties": 1980, "nineties": 1990, "noughties": 2000, "two-thousands": 2000}
 _BEFORE = re.compile(r"\b(?:before|until|pre)[- ](1[89]\d\d|20\d\d)\b")
 _AFTER = re.compile(r"\b(?:after|since|post)[- ](1[89]\d\d|20\d\d)\b")
 _FROM_YEAR = re.compile(r"\b(?:from|in|of) (1[89]\d\d|20\d\d)\b")
@@ -128,6 +173,7 @@ class DialogueState:
     last_items: list[str] = field(default_factory=list)  # answer items of the previous turn, in order
     focus: str | None = None
     history: list[str] = field(default_factory=list)
+    shown: list[str] = field(default_factory=list)  # every answer item the session has shown, oldest first
 
 
 def resolve(
@@ -150,6 +196,7 @@ def resolve(
     _check_arguments(vocab, task, entity_type, format)
     r = _Reading(" ".join(text.lower().split()), vocab, state)
     r.read_references()
+    r.read_question()
     r.read_facts()
     r.choose_task(task)
     r.choose_focus()
@@ -158,11 +205,16 @@ def resolve(
     chosen_k = r.choose_k(k, chosen_format)
     year_min, year_max, exclude = r.choose_filters(filters)
     categories, related = r.choose_facts(filters)
+    within = r.choose_within(chosen_format, exclude)
+    if within:
+        chosen_k = min(chosen_k, len(within)) if r.top_n is not None else len(within)
     return Request(
         text=text, task=r.task, entity_type=chosen_type, format=chosen_format, k=chosen_k,  # type: ignore[arg-type]
         focus=r.focus, query=r.search_query(year_min), year_min=year_min, year_max=year_max,
         categories=categories, related=related, exclude=tuple(exclude),
-        refines=state.last_turn if r.base is not None else None, reasons=tuple(r.reasons),
+        refines=state.last_turn if r.base is not None else None,
+        aspect=r.aspect if r.task == "about" else None, within=tuple(within),  # type: ignore[arg-type]
+        reasons=tuple(r.reasons),
     )
 
 
@@ -192,6 +244,10 @@ class _Reading:
     focus: str | None = None
     stated: StatedFacts = field(default_factory=StatedFacts)  # category values, related items
     names_a_title: bool = False  # the whole request is a catalog title ("the usual suspects")
+    aspect: str | None = None  # a question about one item: why, people, when, facts
+    about_item: str | None = None  # the item such a question is about
+    more: bool = False  # "5 more", "others": nothing the session showed again
+    top_n: int | None = None  # "just the top two"
 
     def read_references(self) -> None:
         """Items named by position in the previous answer, and items the words exclude."""
@@ -205,10 +261,40 @@ class _Reading:
                 self.reasons.append(f"exclude: {target}")
                 self.referenced = None
 
+    def read_question(self) -> None:
+        """A question about one item: its aspect, and the item (a reference, a title, "it"/"that")."""
+        t, state = self.t, self.state
+        if _PROFILE.search(t):
+            return
+        aspect = next((name for name, pattern in _ASPECTS if pattern.search(t)), None)
+        if aspect is None:
+            return
+        comparison = bool(_LIKE_THIS.search(t)) and not _LIKE_VERB.search(t)  # "more like the second one"
+        if comparison or (aspect == "why" and _RECOMMEND.search(t) and self.referenced is None):
+            return  # "recommend one and explain why", "more like this, why?": a recommendation with reasons
+        item = self.referenced or _title_in(t, self.vocab)
+        if item is None and (_PRONOUN.search(t) or len(t.split()) <= 3):
+            item = (state.last_items[0] if len(state.last_items) == 1 else None) or state.focus
+            if aspect == "why" and len(t.split()) <= 3 and state.last_items:
+                item = state.last_items[0]  # a bare "why?" asks about the answer just given
+        if item is None:
+            return
+        self.aspect, self.about_item = aspect, item
+        self.reasons.append(f"question: {aspect} about {item}")
+
     def choose_task(self, task: str | None) -> None:
         """The argument, else a task cue, else the refined request's task, else the default."""
         t, state = self.t, self.state
-        cue_task = _task_cue(t, self.vocab)
+        if task in (None, "about") and self.about_item is not None:
+            self.task = "about"
+            self.reasons.append("task: argument" if task else "task: words (about)")
+            return
+        self.more = state.last is not None and bool(_MORE.search(t)) and not _LIKE_THIS.search(t)
+        cue_task = _task_cue(_SHOW_ME.sub("", t) if self.more else t, self.vocab)
+        follow_up = state.last is not None and task is None and (
+            (bool(_NARROW.search(t)) and len(state.last_items) >= 2) or bool(_WHAT_ABOUT.match(t)))
+        if cue_task == "search" and follow_up and not self.names_a_title:
+            cue_task = None  # "which of them are comedies", "what about writers?": about the last answer
         if cue_task == "like_this" or (cue_task is None and _LIKE_TITLE.search(t)):
             match = _LIKE_TITLE.search(t)
             if match and not _THIS.match(match.group(1)):
@@ -220,8 +306,8 @@ class _Reading:
             cue_task = "search"  # a bare title ("the usual suspects") looks that item up
         wants_why = bool(_EXPLAIN.search(t))
         refining = state.last is not None and cue_task is None and task is None and (
-            bool(_REFINE.search(t)) or bool(self.negated) or _has_filter(t)
-            or _type_word(t, self.vocab) is not None or _k_of(t) is not None)
+            bool(_REFINE.search(t)) or bool(self.negated) or _has_filter(t) or self.more
+            or _type_word(t, self.vocab) is not None or _k_of(t) is not None or bool(_NARROW.search(t)))
         self.base = state.last if refining else None
         if task is not None:
             self.task = task
@@ -239,6 +325,14 @@ class _Reading:
     def choose_focus(self) -> None:
         """The item "this" refers to: a named title, a reference, the refined request's or the session's."""
         base, state = self.base, self.state
+        if self.task == "about":
+            self.focus = self.about_item or self.referenced or self.title_item or state.focus or (
+                state.last_items[0] if state.last_items else None)
+            if self.focus is None:
+                raise ConfigError("a question about an item needs one: name it, point at one of the last answer"
+                                  " ('the second one'), or record one")
+            self.aspect = self.aspect or "why"
+            return
         focus = self.title_item or self.referenced
         if focus is None and base is not None and base.focus and base.focus not in self.negated:
             focus = base.focus
@@ -251,12 +345,14 @@ class _Reading:
 
     def choose_type(self, entity_type: str | None) -> str:
         """The argument, a type word, the refined request's, the focus item's, or the history's main type."""
-        word_type = _type_word(self.t, self.vocab)
+        word_type = _type_word(_SHOW_ME.sub("", self.t), self.vocab)
         if entity_type is not None:
             return entity_type
-        if word_type is not None:
+        if word_type is not None and self.task != "about":
             self.reasons.append(f"type: words ({word_type})")
             return word_type
+        if self.task == "about" and self.focus is not None:
+            return self.vocab.type_of(self.focus)
         if self.base is not None:
             return self.base.entity_type
         if self.task == "like_this" and self.focus is not None:
@@ -265,7 +361,7 @@ class _Reading:
 
     def choose_format(self, format: str | None) -> str:
         """The argument (one the task declares), else what the words ask for, else the task's first format."""
-        declared = list(self.vocab.formats.get(self.task, ())) or ["ids"]
+        declared = list(self.vocab.formats.get(self.task, ())) or (["mixed"] if self.task == "about" else ["ids"])
         if format is not None:
             if format not in declared:
                 raise ConfigError(f"task {self.task} answers in {', '.join(declared)}; format {format!r} is not"
@@ -283,7 +379,12 @@ class _Reading:
         elif chosen_format != "ids":
             chosen = 1
         else:
-            chosen = _k_of(self.t) or (self.base.k if self.base is not None else DEFAULT_K)
+            singular = "|".join(re.escape(t) for t in self.vocab.types)
+            one = re.search(rf"\b(?:a|an|one|a single)\s+(?:good\s+|new\s+)?(?:{singular})\b", self.t)
+            chosen = _k_of(self.t) or (1 if one else None) or (self.base.k if self.base is not None else DEFAULT_K)
+            top = _TOP_N.search(self.t)
+            if top is not None and self.base is not None:
+                self.top_n = chosen = _count(top.group(1) or top.group(2))
         if not 1 <= chosen <= 100:
             raise ConfigError(f"k must be between 1 and 100 (got {chosen})")
         return chosen
@@ -295,10 +396,17 @@ class _Reading:
         if year_min is not None or year_max is not None:
             self.reasons.append(f"fact: years {year_min or '…'}–{year_max or '…'}")
         if base is not None:
+            stated = (year_min, year_max)
             year_min = year_min if year_min is not None else base.year_min
             year_max = year_max if year_max is not None else base.year_max
+            if year_min is not None and year_max is not None and year_min > year_max:
+                year_min, year_max = stated  # "after 1950" following "before 1900": the new bound replaces the old
         exclude = list(base.exclude) if base is not None else []
         exclude += [i for i in self.negated if i not in exclude]
+        if self.more and base is not None:
+            shown = [i for i in self.state.shown if i not in exclude]
+            exclude += shown
+            self.reasons.append(f"more: none of the {len(shown)} items shown")
         given = dict(filters or {})
         unknown = sorted(set(given) - set(FILTERS))
         if unknown:
@@ -313,6 +421,21 @@ class _Reading:
             if item not in exclude:
                 exclude.append(item)
         return year_min, year_max, exclude
+
+    def choose_within(self, chosen_format: str, exclude: Sequence[str]) -> list[str]:
+        """A narrowing of the previous list ("just the top two", "drop the third one", "only the ones
+        from the 90s"): its items minus the excluded ones, in order (empty when not a narrowing)."""
+        base, last = self.base, self.state.last_items
+        if base is None or self.more or chosen_format != "ids" or base.format != "ids" or len(last) < 2:
+            return []
+        about_list = bool(_NARROW.search(self.t)) or bool(re.search(r"\bonly the \w+s\b", self.t))
+        if not (self.top_n is not None and self.top_n < len(last)) and not self.negated and not about_list:
+            return []
+        within = [i for i in last if i not in exclude]
+        what = f"top {self.top_n}" if self.top_n is not None else "drop " + ", ".join(self.negated) if self.negated \
+            else "keep those with the stated facts"
+        self.reasons.append(f"narrows turn {self.state.last_turn}: {what}")
+        return within
 
     def read_facts(self) -> None:
         """The category values and related items the words state (not in a bare title, "star wars")."""
@@ -368,6 +491,22 @@ def _names_a_title(t: str, vocab: SteeringVocabulary) -> bool:
     return vocab.is_title(text) or vocab.is_title(_LOOKUP.sub("", text))
 
 
+_BEFORE_TITLE = re.compile(r"\b(?:like|about|is|in|of|does|did|would|enjoy|love|watch|read|directed|wrote|made)\s+")
+
+
+def _title_in(t: str, vocab: SteeringVocabulary) -> str | None:
+    """A catalog title the question names after one of its verbs or prepositions ("why would I like
+    toy story?", "who is in heat?")."""
+    for match in _BEFORE_TITLE.finditer(t):
+        rest = t[match.end():].strip(" ?!.")
+        if _PRONOUN.match(rest) or rest.split()[:1] in (["them"], ["those"], ["these"], ["one"]):
+            continue  # "it", "that one": a reference, not the book called "It"
+        found = vocab.find_title(rest)
+        if found is not None:
+            return found
+    return None
+
+
 def _task_cue(t: str, vocab: SteeringVocabulary) -> str | None:
     if _PROFILE.search(t):
         return "profile"
@@ -413,7 +552,7 @@ def _ordinal_item(t: str, state: DialogueState) -> str | None:
         if word:
             index = ORDINALS.get(word) or (int(word[:-2]) if word[:-2].isdigit() else None)
         else:
-            index = int(hash_n or number_n)
+            index = int(hash_n) if hash_n else _count(number_n)
         if index is None:
             continue
         if index == -1:
@@ -423,10 +562,20 @@ def _ordinal_item(t: str, state: DialogueState) -> str | None:
     return None
 
 
+def _count(word: str) -> int:
+    return int(word) if word.isdigit() else NUMBER_WORDS[word]
+
+
 def _k_of(t: str) -> int | None:
-    match = re.search(r"\b(?:top|best|give me|show me|list|only|just)\s+(\d{1,3})\b", t)
+    match = re.search(rf"\b(?:top|best|first|give me|show me|list|only|just|another)\s+(?:the\s+)?(?:top\s+)?{_NUMBER}\b", t)
     if match:
-        return int(match.group(1))
+        return _count(match.group(1))
+    match = re.search(rf"\b{_NUMBER}\s+(?:more|others?)\b", t)
+    if match:
+        return _count(match.group(1))
+    match = re.search(r"\b(a couple|a few)(?: of)? (?:more|others?)\b", t)
+    if match:
+        return 2 if match.group(1) == "a couple" else 3
     match = re.search(r"\b(\d{1,3})\s+(?!\d)(?:more\s+|other\s+|new\s+)?[a-z]+s\b", t)
     if match and not re.match(r"\d0s\b", t[match.start():]):
         return int(match.group(1))
@@ -443,11 +592,14 @@ def _has_filter(t: str) -> bool:
 def _years(t: str) -> tuple[int | None, int | None]:
     match = _DECADE.search(t)
     if match:
-        if match.group(1):
-            start = int(f"{match.group(1)}{match.group(2)}0")
-        else:
-            digit = int(match.group(3))
-            start = 2000 + digit * 10 if digit <= 2 else 1900 + digit * 10
+        start = _decade_start(match)
+        part = match.group(1)
+        if part == "early":
+            return start, start + 3
+        if part == "mid":
+            return start + 3, start + 6
+        if part == "late":
+            return start + 6, start + 9
         return start, start + 9
     low = _AFTER.search(t)
     high = _BEFORE.search(t)
@@ -459,9 +611,19 @@ def _years(t: str) -> tuple[int | None, int | None]:
     return None, None
 
 
+def _decade_start(match: re.Match[str]) -> int:
+    """The first year of a decade written as ``1990s``, ``90s``, ``'90s`` or ``nineties``."""
+    if match.group(2):
+        return int(f"{match.group(2)}{match.group(3)}0")
+    if match.group(4):
+        digit = int(match.group(4))
+        return 2000 + digit * 10 if digit <= 2 else 1900 + digit * 10
+    return _SPELLED_DECADES[match.group(5)]
+
+
 def _search_query(t: str, vocab: SteeringVocabulary) -> str:
     """The descriptive words of a search request, decades written out (``90s`` -> ``1990s``)."""
-    text = _DECADE.sub(lambda m: f" {_years(m.group(0))[0]}s ", t)
+    text = _DECADE.sub(lambda m: f" {_decade_start(m)}s ", t)
     for word in sorted(vocab.type_words, key=len, reverse=True):
         text = re.sub(rf"\b{re.escape(word)}\b", " ", text)
     text = re.sub(r"\b\d{1,3}\b(?!s)", " ", text)

@@ -20,6 +20,7 @@ from neo_sdk.tasks._example import ITEM_MARKER, Example, item_marker, mentioned_
 from neo_sdk.tasks._facts import CatalogFacts, format_history
 from neo_sdk.tasks._grounds import (
     GROUNDS_VERSION,
+    GROUNDS_VERSIONS,
     ExplanationGrounds,
     ProfileGrounds,
     explanation_grounds,
@@ -31,10 +32,13 @@ from neo_sdk.tasks._instruction import (
     build_instruction_examples,
 )
 from neo_sdk.tasks._teachers import LabelCheck, LangChainTeacher, Teacher, TemplateTeacher
+from neo_sdk.tasks._wording import CITATION_CUES, capitalized, category_word, cue_pattern, needs_an, with_article
 
 __all__ = [
     "ALIGNMENT_TASKS",
+    "CITATION_CUES",
     "GROUNDS_VERSION",
+    "GROUNDS_VERSIONS",
     "ITEM_MARKER",
     "MAX_HISTORY",
     "TASKS",
@@ -50,10 +54,15 @@ __all__ = [
     "TemplateTeacher",
     "build_alignment_examples",
     "build_instruction_examples",
+    "capitalized",
+    "category_word",
+    "cue_pattern",
     "explanation_grounds",
     "format_history",
     "item_marker",
     "item_queries",
     "mentioned_items",
+    "needs_an",
     "profile_grounds",
+    "with_article",
 ]

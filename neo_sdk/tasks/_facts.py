@@ -19,6 +19,7 @@ from neo_sdk.catalog import Catalog, Item
 from neo_sdk.errors import CatalogError
 from neo_sdk.prompts import PromptSet
 from neo_sdk.tasks._example import item_marker
+from neo_sdk.tasks._wording import CITATION_CUES, category_word, join_words
 
 GENRE_FIELDS = ("genres", "genre", "tags")  # preferred names of a type's category field
 _SPLIT = re.compile(r"\s*[;|,]\s*")
@@ -142,9 +143,18 @@ class CatalogFacts:
 
     def join(self, words: Sequence[str]) -> str:
         """``a``, ``a and b``, ``a, b and c``."""
-        words = list(words)
-        conj = f" {self.prompts.word('misc', 'and', 'and')} "
-        return words[0] if len(words) == 1 else ", ".join(words[:-1]) + conj + words[-1]
+        return join_words(words, self.prompts.word("misc", "and", "and"))
+
+    def category_words(self, values: Sequence[str]) -> str:
+        """Category values as they read mid-sentence, joined: ``action, drama and war``."""
+        return self.join([category_word(v) for v in values])
+
+    @property
+    def citation_cues(self) -> tuple[str, ...]:
+        """Phrases after which an explanation names an item: the prompts' ``words.citation.cues``
+        (``like | as in``), else :data:`CITATION_CUES`."""
+        cues = self.prompts.word("citation", "cues", "")
+        return tuple(c.strip().lower() for c in cues.split("|") if c.strip()) or CITATION_CUES
 
     def markers(self, item_ids: Iterable[str]) -> str:
         return self.join([item_marker(i) for i in item_ids])

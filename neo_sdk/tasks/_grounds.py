@@ -17,8 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from neo_sdk.tasks._facts import CatalogFacts
+from neo_sdk.tasks._wording import category_word
 
-GROUNDS_VERSION = 1  # recorded in a bundle trained with grounds lines (the runtime writes them only then)
+GROUNDS_VERSION = 2  # recorded in a bundle trained with grounds lines (the runtime writes them only then)
+GROUNDS_VERSIONS = (1, 2)  # lines the runtime can write: 2 writes category values as lower-case words
 # Kept short: every grounds token is paid for in training time (an explanation example is already
 # the longest kind), and a short line is easier to verbalise faithfully.
 MAX_CITED = 1  # basis items cited per shared fact
@@ -41,12 +43,13 @@ class ExplanationGrounds:
     decade: str | None = None
 
     def line(self, facts: CatalogFacts) -> str:
-        """The grounds as one line of context, e.g. ``Facts: Comedy, Drama; 1995; directed by X;
-        shares X with [[item:1]]; Comedy like [[item:5]].``"""
+        """The grounds as one line of context, e.g. ``Facts: comedy, drama; 1995; directed by X;
+        shares X with [[item:1]]; comedy like [[item:5]].`` (category values as the sentence
+        writes them, :func:`~neo_sdk.tasks.category_word`)."""
         words = facts.prompts
         parts: list[str] = []
         if self.genres:
-            parts.append(", ".join(self.genres))
+            parts.append(", ".join(category_word(g) for g in self.genres))
         if self.year:
             parts.append(str(self.year))
         parts += [f"{facts.relation_words(r)} {facts.title(p)}" for r, p in self.people]
@@ -54,7 +57,7 @@ class ExplanationGrounds:
         shares = words.word("grounds", "shares", "shares")
         parts += [f"{shares} {facts.title(p)} {words.word('grounds', 'with', 'with')} {facts.markers(items)}"
                   for _, p, items in self.shared_people]
-        parts += [f"{facts.join(genres)} {like} {facts.markers(items)}" for genres, items in self.shared_genres]
+        parts += [f"{facts.category_words(genres)} {like} {facts.markers(items)}" for genres, items in self.shared_genres]
         if self.decade and self.decade_items:
             parts.append(f"{self.decade} {like} {facts.markers(self.decade_items)}")
         return f"{words.word('grounds', 'facts', 'Facts')}: {'; '.join(parts)}."
@@ -95,8 +98,8 @@ class ProfileGrounds:
     names: list[str] = field(default_factory=list)  # related items (people) that recur, at most 2
 
     def line(self, facts: CatalogFacts) -> str:
-        """E.g. ``Facts: Drama, Comedy, Thriller; 1990s; Alan Parker.``"""
-        parts = [", ".join(self.genres)] if self.genres else []
+        """E.g. ``Facts: drama, comedy, thriller; 1990s; Alan Parker.``"""
+        parts = [", ".join(category_word(g) for g in self.genres)] if self.genres else []
         if self.decades:
             parts.append(", ".join(self.decades))
         if self.names:

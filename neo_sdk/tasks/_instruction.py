@@ -14,6 +14,8 @@ Tasks (phrasings from ``prompts/``; every prompt names the task, target type and
 * ``profile``: history -> a short interest summary (the teacher).
 * ``like_this``: an item -> items seen by the same training users (else sharing people or
   genres); the ``mixed`` format gives one item and why (the teacher).
+* ``about``: a history and one of its later items (a question about an item the user sees, "why
+  would I like the second one?") -> that item and why it fits (the teacher, as for ``explain``).
 
 No leakage: only ``split.train`` is read (histories, popularity, co-occurrence), so no validation
 or test interaction is ever seen. Deterministic given ``seed``: each task has its own generator.
@@ -76,6 +78,10 @@ class InstructionConfig:
         default=None, metadata={"help": "like_this examples (default: min(1000, items))"}
     )
     like_this_max_k: int = field(default=3, metadata={"help": "most items in an ids answer"})
+    about_examples: int | None = field(
+        default=None, metadata={"help": "about examples (default: min(400, a third of the users)); kept small:"
+                                " the runtime writes the item and its grounds, the model only the sentence"}
+    )
     like_this_mixed: float = field(
         default=0.5, metadata={"help": "share of like_this examples with a reason (mixed format)"}
     )
@@ -226,6 +232,23 @@ class _Builder:
                     {"user": user, "cut": end, "teacher": self.teacher.name, "grounds": grounds},
                     history=format_history(seen), user=f.user_text(user),
                 )
+
+    def about(self) -> Iterator[Example]:
+        rng, f, cfg = self._rng("about"), self.facts, self.config
+        users = [u for u in self.users if len(f.train[u]) >= 2]
+        total = cfg.about_examples if cfg.about_examples is not None else min(400, len(users) // 3)
+        for user in self._bar(sorted(rng.sample(users, min(total, len(users)))), "about"):
+            history = f.train[user]
+            t = rng.randrange(1, len(history))
+            target, seen = history[t], history[max(0, t - cfg.max_history): t]
+            reason = self.teacher.explain(f, seen, target, rng)
+            grounds = explanation_grounds(f, seen, target).line(f)
+            kind = f.type_of(target)
+            yield self._example(
+                "about", rng, f"{item_marker(target)} {grounds} {reason}", kind, "mixed",
+                {"user": user, "target": target, "cut": t, "teacher": self.teacher.name, "grounds": grounds},
+                item=item_marker(target), history=format_history(seen), type=kind, user=f.user_text(user),
+            )
 
     # ---------------------------------------------------------- per item
     def _search_facts(self, item_id: str) -> list[tuple[str, ...]]:

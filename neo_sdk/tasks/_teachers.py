@@ -7,9 +7,9 @@
   ``"module:factory"``), giving it the grounded template label as its facts, and swaps item titles
   in the answer for item markers. Answers are cached in SQLite, keyed by a hash of the model name
   and the prompt, so rebuilding the examples never calls the model twice for the same prompt.
-  With a ``check`` (a :class:`LabelCheck`, e.g. ``neo_sdk.evaluation.GroundednessChecker``) a
-  label is kept only when it makes at least one checkable claim and every claim is true; any
-  other label is replaced by the template's, which is true by construction.
+  With a ``check`` (a :class:`LabelCheck`, e.g. ``neo_sdk.retrieval.GroundednessChecker``) a
+  label is kept only when it makes at least one checkable claim, every claim is true and it has no
+  form fault; any other label is replaced by the template's, which is true by construction.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import random
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +33,7 @@ from neo_sdk.tasks._grounds import (
     explanation_grounds,
     profile_grounds,
 )
+from neo_sdk.tasks._wording import capitalized, with_article
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -43,6 +45,9 @@ class _Checked(Protocol):
 
     @property
     def false(self) -> Sequence[Any]: ...
+
+    @property
+    def faults(self) -> Sequence[Any]: ...
 
 
 class LabelCheck(Protocol):
@@ -94,34 +99,43 @@ class TemplateTeacher:
         return self.explain_grounds(facts, explanation_grounds(facts, history, target), rng)
 
     def explain_grounds(self, facts: CatalogFacts, grounds: ExplanationGrounds, rng: random.Random) -> str:
+        """The sentence over ``grounds``: a fact shared with the basis first whenever there is one
+        (what the answer has in common with the history or the focus item), then sometimes a
+        second clause."""
         p, kind = facts.prompts, facts.type_of(grounds.target)
-        options: list[str] = []
+        options: list[tuple[str, str]] = []  # (what the clause states, the clause)
         for relation, person, items in grounds.shared_people[:1]:
-            options.append(p.render_teacher(
+            options.append(("person", p.render_teacher(
                 "explain_person", rng, items=facts.markers(items), relation=facts.relation_words(relation),
-                name=facts.title(person), role=facts.role_word(relation)))
+                Relation=capitalized(facts.relation_words(relation)), name=facts.title(person),
+                role=facts.role_word(relation))))
         for genres, items in grounds.shared_genres[:1]:
-            genres = genres[: self.max_genres]
             if items:
-                options.append(p.render_teacher("explain_genre", rng, items=facts.markers(items),
-                                                genres=facts.join(genres), type=kind))
+                options.append(("genres", p.render_teacher(
+                    "explain_genre", rng, items=facts.markers(items), type=kind, types=p.plural(kind),
+                    **_genre_values(facts, genres[: self.max_genres]))))
         if grounds.decade and grounds.decade_items:
-            options.append(p.render_teacher("explain_decade", rng, items=facts.markers(grounds.decade_items),
-                                            decade=grounds.decade))
-        specific = len(options)
+            options.append(("decade", p.render_teacher(
+                "explain_decade", rng, items=facts.markers(grounds.decade_items), decade=grounds.decade)))
+        shared = options[:]
         for relation, person in grounds.people[:1] if p.teacher.get("explain_own_person") else ():  # newer key
-            options.append(p.render_teacher("explain_own_person", rng, relation=facts.relation_words(relation),
-                                            name=facts.title(person), role=facts.role_word(relation)))
+            options.append(("person", p.render_teacher(
+                "explain_own_person", rng, relation=facts.relation_words(relation), name=facts.title(person),
+                Relation=capitalized(facts.relation_words(relation)), role=facts.role_word(relation))))
         if grounds.genres and grounds.year:
-            options.append(p.render_teacher("explain_fallback", rng, genres=facts.join(grounds.genres[:2]),
-                                            year=grounds.year, type=kind))
+            options.append(("genres", p.render_teacher(
+                "explain_fallback", rng, year=grounds.year, type=kind, types=p.plural(kind),
+                **_genre_values(facts, grounds.genres[:2]))))
         if not options:
             return p.render_teacher("explain_popular", rng, type=kind)
-        first = 0 if specific and rng.random() < 0.7 else rng.randrange(len(options))
-        chosen = [options.pop(first)]
-        if options and rng.random() < 0.5:
-            chosen.append(rng.choice(options))
-        return " ".join(chosen)
+        # the most specific shared fact is the likeliest lead: a person, then category values, then a decade
+        weights = [_LEAD_WEIGHT[what] for what, _ in shared]
+        lead = rng.choices(shared, weights=weights)[0] if shared else rng.choice(options)
+        chosen = [lead]
+        others = [o for o in options if o[0] != lead[0]]  # a second clause states something else
+        if others and rng.random() < 0.5:
+            chosen.append(rng.choice(others))
+        return _tidy(" ".join(text for _, text in chosen))
 
     def profile(self, facts: CatalogFacts, history: Sequence[str], rng: random.Random) -> str:
         """The history's recurring genres, decades and people (:func:`profile_grounds`)."""
@@ -131,8 +145,8 @@ class TemplateTeacher:
         p = facts.prompts
         clauses: list[str] = []
         if grounds.genres:
-            clauses.append(p.render_teacher("profile_genres", rng, genres=facts.join(grounds.genres),
-                                            types=p.plural(grounds.main_type)))
+            clauses.append(p.render_teacher("profile_genres", rng, types=p.plural(grounds.main_type),
+                                            **_genre_values(facts, grounds.genres)))
         rest = []
         if grounds.decades:
             rest.append(p.render_teacher("profile_decades", rng, decades=facts.join(grounds.decades)))
@@ -143,7 +157,7 @@ class TemplateTeacher:
         clauses += [c for c in rest if not clauses or rng.random() < 0.8]
         if not clauses:
             clauses.append(p.render_teacher("profile_fallback", rng, types=p.plural(grounds.main_type)))
-        return " ".join(clauses)
+        return _tidy(" ".join(clauses))
 
     def similar(self, facts: CatalogFacts, anchor: str, item: str, rng: random.Random) -> str:
         p = facts.prompts
@@ -156,9 +170,9 @@ class TemplateTeacher:
                 name=facts.title(person), role=facts.role_word(relation),
             ))
         if shared["genres"]:
-            clauses.append(p.render_teacher(
-                "similar_genre", rng, genres=facts.join(shared["genres"][: self.max_genres])
-            ))
+            kind = facts.type_of(item)
+            clauses.append(p.render_teacher("similar_genre", rng, type=kind, types=p.plural(kind),
+                                            **_genre_values(facts, shared["genres"][: self.max_genres])))
         if shared["works"]:
             clauses.append(p.render_teacher(
                 "similar_work", rng, items=facts.markers(shared["works"][: self.max_items])
@@ -256,7 +270,7 @@ class LangChainTeacher:
         if self.check is None:
             return label
         found = claims(self.check)
-        if found.checkable and not found.false:
+        if found.checkable and not found.false and not found.faults:
             self.kept += 1
             return label
         self.replaced += 1
@@ -285,6 +299,23 @@ class LangChainTeacher:
                 [key, self.name, prompt, label, time.time()],
             )
         return label
+
+
+_LEAD_WEIGHT = {"person": 3, "genres": 2, "decade": 1}
+
+
+def _tidy(text: str) -> str:
+    """Sentences as written: each starts with a capital (a pattern may start with a category
+    word), no doubled full stop after a name ending in one ("Jr..")."""
+    text = re.sub(r"(?<!\.)\.\.(?!\.)", ".", text)
+    return re.sub(r"(^|[.!?]\s+)([a-z])", lambda m: m.group(1) + m.group(2).upper(), text)
+
+
+def _genre_values(facts: CatalogFacts, genres: Sequence[str]) -> dict[str, str]:
+    """A pattern's category words: ``genres`` (``action and drama``), ``a_genres`` (``an action and
+    drama``) and ``A_genres`` (the same at a sentence start)."""
+    words = facts.category_words(genres)
+    return {"genres": words, "a_genres": with_article(words), "A_genres": capitalized(with_article(words))}
 
 
 def _facts_of(line: str) -> str:
