@@ -24,10 +24,13 @@ $(VENV)/.installed: pyproject.toml requirements-assets.txt
 
 # Main job, each step cached in $(DEMO)/ and reused on the next run (`make clean-demo` starts over):
 # import the demo catalog (MovieLens-100k + OMDb people), build Semantic IDs, train both stages within
-# $(MINUTES) minutes of training (then ~2 minutes of probes on fixed samples), then answer three requests.
+# $(MINUTES) minutes of training (then ~2 minutes of probes on fixed samples), then answer four requests (one a question about the list).
 MINUTES   ?= 15
 DEMO_USER ?= 196
-ASK       := $(BIN)/neo ask --bundle $(DEMO)/bundle --sessions $(DEMO)/sessions.db --user $(DEMO_USER)
+DEMO_SESSION ?= demo-$(shell date +%Y%m%d%H%M%S)
+# one session for the demo's requests, so the follow-up ("the second one") reads the answer before it
+ASK       := $(BIN)/neo ask --bundle $(DEMO)/bundle --sessions $(DEMO)/sessions.db --user $(DEMO_USER) \
+             --session $(DEMO_SESSION)
 
 demo: install $(DEMO)/catalog.db $(DEMO)/sids.json $(DEMO)/bundle/manifest.json
 	$(BIN)/neo catalog stats --db $(DEMO)/catalog.db
@@ -39,6 +42,7 @@ demo: install $(DEMO)/catalog.db $(DEMO)/sids.json $(DEMO)/bundle/manifest.json
 	$(BIN)/neo eval --bundle $(DEMO)/bundle --db $(DEMO)/catalog.db --split valid --users 200 \
 	  --sasrec-minutes 2 --cold-start none --steer-prompts 0 --search 20 --explain 10 --out $(DEMO)/eval --headline
 	$(ASK) "top 10 movies for me"
+	$(ASK) "why would I like the second one?"
 	$(ASK) "movies like this, explain why"
 	$(ASK) "describe my taste"
 	@echo

@@ -10,7 +10,7 @@
    / when, by ordinal, "#N", "number N", "the last one"); a question is answered about that item when
    the answer's first item is the one it pointed at.
 
-    python bench/conversation.py --bundle demo/bundle --out /tmp/conversation
+    python bench/conversation.py --bundle demo/bundle --users 100 --profiles 100 --question-users 50
 
 Writes ``conversation.json`` and ``conversation.png`` under ``--out``.
 """
@@ -71,7 +71,7 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=100, help="users asked two mixed answers (default 100)")
     parser.add_argument("--profiles", type=int, default=100, help="of them, asked for a profile (default 100)")
     parser.add_argument("--question-users", type=int, default=50, help="sessions asked about shown items")
-    parser.add_argument("--out", default="bench/out/conversation")
+    parser.add_argument("--out", default="bench")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     import torch
@@ -96,9 +96,12 @@ def main() -> int:
     (out / "conversation.json").write_text(json.dumps(result, indent=2, default=str))
     for name in ("mixed", "profiles"):
         s = result[name]
+        if not s:
+            continue
         print(f"{name:9} answers {s['answers']}  comparisons without an item {s['comparisons_without_item']}"
               f"  ungrammatical category lists {s['ungrammatical_lists']}  shown claims true {s['shown_claims_true']}"
-              f"  model-written {s['explained_by_model']}")
+              f"  model-written {s['explained_by_model']}"
+              + (f"  like-this citing the focus item {s['like_this_cite_focus']}" if name == "mixed" else ""))
     print(f"questions about shown items: {questions['questions']}, answered about that item"
           f" {questions['about_that_item']} {questions['by_aspect']}, aspect read {questions['aspect_read']}")
     _plot(result, out / "conversation.png")
@@ -115,13 +118,16 @@ def _plot(result: dict, path: Path) -> None:
     labels, values = [], []
     for name in ("mixed", "profiles"):
         s = result[name]
+        if not s:
+            continue
         labels += [f"{name}\nmodel-written", f"{name}\nclaims true", f"{name}\nno form fault"]
         faulty = s["comparisons_without_item"] + s["ungrammatical_lists"]
         values += [s["explained_by_model"] or 0, s["shown_claims_true"] or 0, 1 - faulty / max(1, s["answers"])]
     labels += [f"about: {a}" for a in result["questions"]["by_aspect"]]
     values += list(result["questions"]["by_aspect"].values())
     fig, ax = plt.subplots(figsize=(11, 3.6))
-    ax.bar(range(len(values)), values, color=["#4c72b0"] * 6 + ["#55a868"] * (len(values) - 6))
+    explained = len(values) - len(result["questions"]["by_aspect"])
+    ax.bar(range(len(values)), values, color=["#4c72b0"] * explained + ["#55a868"] * (len(values) - explained))
     ax.set_xticks(range(len(values)), labels, fontsize=7)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("share")

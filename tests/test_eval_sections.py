@@ -22,20 +22,22 @@ from neo_sdk.evaluation._explain_bench import explanation_of
 
 # ------------------------------------------------------------------ by hand
 def _row(by: str, text: str, shown: tuple[int, int], raw: tuple[int, int] | None, false: list[str],
-         ms: float | None) -> dict:
+         ms: float | None, faults: tuple[str, ...] = (), task: str = "explain", cites_focus: bool = False) -> dict:
     return {"explained_by": by, "text": text, "shown_claims": shown[0], "shown_true": shown[1],
             "shown_false": false, "raw_claims": raw[0] if raw else None, "raw_true": raw[1] if raw else None,
-            "raw_false": (["x"] if raw and raw[1] < raw[0] else []) if raw else None, "ms": ms}
+            "raw_false": (["x"] if raw and raw[1] < raw[0] else []) if raw else None, "ms": ms,
+            "shown_faults": list(faults), "task": task, "cites_focus": cites_focus}
 
 
 def test_explanation_summary_by_hand() -> None:
-    rows = [_row("model", "a", (2, 2), (2, 2), [], 100.0),
-            _row("catalog facts", "b", (1, 1), (3, 2), [], 300.0),
-            _row("model", "a", (1, 0), None, ["wrong category (comedy)"], None)]
+    rows = [_row("model", "a", (2, 2), (2, 2), [], 100.0, task="like_this", cites_focus=True),
+            _row("catalog facts", "b", (1, 1), (3, 2), [], 300.0, faults=("comparison", "capital")),
+            _row("model", "a", (1, 0), None, ["wrong category (comedy)"], None, faults=("capital",), task="like_this")]
     got = explanation_summary(rows)
     assert got == {
         "answers": 3, "explained_by_model": 0.667, "distinct_texts": 2, "distinct_model_texts": 1,
         "shown_claims_per_answer": 1.33, "shown_claims_true": 0.75,  # 3 true of 4 shown claims
+        "comparisons_without_item": 1, "ungrammatical_lists": 2, "like_this_cite_focus": 0.5,
         "raw_checked": 2, "raw_claims_per_answer": 2.5, "raw_claims_true": 0.8,  # 4 of 5
         "raw_all_true": 0.5, "p50_ms": 200.0, "p95_ms": 100.0,  # ms[int(0.95 * 1)] of [100, 300]
         "false_reasons": [("wrong category", 1)],

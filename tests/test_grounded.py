@@ -34,10 +34,10 @@ def movie_facts() -> CatalogFacts:
 def test_the_grounds_line_states_the_item_and_what_it_shares(movie_facts: CatalogFacts) -> None:
     grounds = explanation_grounds(movie_facts, ["m6", "m1"], "m3")  # Apollo 13 after Splash, Forrest Gump
     assert grounds.line(movie_facts) == (  # most shared person first; its own people after those it shares
-        "Facts: Drama, Adventure; 1995; directed by Ron Howard; shares Tom Hanks with [[item:m1]];"
-        " Drama like [[item:m1]]; 1990s like [[item:m1]].")
+        "Facts: drama, adventure; 1995; directed by Ron Howard; shares Tom Hanks with [[item:m1]];"
+        " drama like [[item:m1]]; 1990s like [[item:m1]].")
     profile = profile_grounds(movie_facts, HANKS_FILMS)
-    assert profile.line(movie_facts) == "Facts: Drama, Comedy, Romance; 1990s; Tom Hanks, Robert Zemeckis."
+    assert profile.line(movie_facts) == "Facts: drama, comedy, romance; 1990s; Tom Hanks, Robert Zemeckis."
 
 
 @pytest.mark.parametrize("catalog", [_movies, _podcasts])

@@ -56,6 +56,7 @@ def generate_constrained(
     with_scores: bool = False,
     prompt_length: int | None = None,
     cite_after: Any = None,
+    distinct: bool = True,
 ) -> Any:
     """Greedy (default) or sampled generation with SID spans constrained to the trie.
 
@@ -68,6 +69,8 @@ def generate_constrained(
         with_scores: also return each generated token's log-probability among the tokens the
             constraint allowed at that step (a forced token scores 0).
         cite_after: the citation rule of a ``mixed`` answer (:class:`SIDConstraint`).
+        distinct: never the same item twice in the answer, forced spans included (``False``: an
+            explanation may cite an item its forced grounds line already names).
         prompt_length: where the answer starts, when the last tokens of ``prompt`` are a forced
             start of the answer (e.g. a span opener): the constraint reads them as generated, and
             they are returned (score 0).
@@ -83,7 +86,7 @@ def generate_constrained(
     start = input_ids.shape[1] if prompt_length is None else prompt_length
     constraint = SIDConstraint(
         trie, tokens, start, filter=filter, format=format, max_items=max_items,
-        eos_token_id=eos_token_id, filtered_items=filtered_items, cite_after=cite_after,
+        eos_token_id=eos_token_id, filtered_items=filtered_items, cite_after=cite_after, distinct=distinct,
     )
     config = GenerationConfig(
         max_new_tokens=max_new_tokens, do_sample=do_sample, num_beams=1,

@@ -66,7 +66,8 @@ def mixed_row(answer: Any, checker: GroundednessChecker, history: Sequence[str],
     return {"task": answer.task, "item": item, "explained_by": answer.explained_by, "text": shown,
             "shown_claims": found.checkable if found else 0, "shown_true": len(found.true) if found else 0,
             "shown_false": [c.reason for c in found.false] if found else [],
-            "shown_faults": [f.kind for f in found.faults] if found else [], **_raw(answer, shown)}
+            "shown_faults": [f.kind for f in found.faults] if found else [],
+            "cites_focus": bool(focus) and item_marker(focus) in marked, **_raw(answer, shown)}
 
 
 def profile_row(answer: Any, checker: GroundednessChecker, history: Sequence[str], facts: Any,
@@ -107,6 +108,8 @@ def explanation_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         # list that reads broken (a capital mid-sentence, no article, plural type, a/an, no "and")
         "comparisons_without_item": sum("comparison" in r.get("shown_faults", ()) for r in rows),
         "ungrammatical_lists": sum(any(k != "comparison" for k in r.get("shown_faults", ())) for r in rows),
+        "like_this_cite_focus": share([r["cites_focus"] for r in rows if r.get("task") == "like_this"
+                                       and "cites_focus" in r]),
         "raw_checked": len(raw),
         "raw_claims_per_answer": round(raw_claims / len(raw), 2) if raw else None,
         "raw_claims_true": round(sum(r["raw_true"] for r in raw) / raw_claims, 3) if raw_claims else None,

@@ -98,7 +98,7 @@ class Filters(BaseModel):
 class Steering(_Body):
     """neo-sdk's steering of one request (what ``Session.ask`` takes), plus where the dialogue lives."""
 
-    task: str | None = Field(default=None, description="next_item, search, explain, profile or like_this")
+    task: str | None = Field(default=None, description="next_item, search, explain, profile, like_this or about")
     entity_type: str | None = Field(default=None, description="the type of items to return")
     format: Literal["ids", "mixed", "text"] | None = Field(default=None, description="ids, mixed or text")
     k: Int | None = Field(default=None, ge=1, description="items in an ids answer")

@@ -6,7 +6,8 @@ the question's aspect:
 
 * ``why``: the model's explanation from the item's grounds and the user's history, written and
   checked as a mixed answer's is (:func:`~neo_sdk.session._grounded.explain_grounded`);
-* ``facts``: the item's catalog facts (type, category values, year, people), then the same "why";
+* ``facts``: the item's catalog facts (type, category values, year, people, the first sentence of
+  its description field when it has one), then the same "why";
 * ``people``: its related items from the catalog, each a cited item ("directed by X; starring Y"),
   only the relations the question names when it names one ("who directed it?");
 * ``when``: its year, and "yes"/"no" when the question states years ("is that one from the 90s?").
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from neo_sdk.session._decode import Responder
 
 MAX_NAMES = 4  # related items listed per relation
+DESCRIPTION_FIELDS = ("description", "summary", "overview", "plot", "synopsis")  # what "what's it about?" quotes
 
 
 def answer_about(responder: Responder, request: Request, history: Sequence[str], user: str | None,
@@ -115,7 +117,12 @@ def facts_text(responder: Responder, item: ItemRef) -> str:
     parts = [capitalized(phrase) + (f" from {year}" if year else "")]
     for relation, other in facts.forward.get(item.id, [])[:2]:
         parts.append(f"{facts.relation_words(relation)} {facts.title(other)}")
-    return ", ".join(parts)
+    text = ", ".join(parts)
+    fields = facts.items[item.id].fields
+    about = next((str(fields[f]) for f in DESCRIPTION_FIELDS if isinstance(fields.get(f), str) and fields[f].strip()), "")
+    if about:  # the catalog's own words: its first sentence
+        text += ". " + capitalized(re.split(r"(?<=[.!?])\s", about.strip(), maxsplit=1)[0].rstrip(".!?"))
+    return text
 
 
 def _names_relation(question: str, relation_words: str, role: str) -> bool:

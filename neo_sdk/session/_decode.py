@@ -337,14 +337,15 @@ class Responder:
 
     def generate(self, prompt: list[int], fmt: str, flt: Any, max_new_tokens: int, usage: dict[str, int], *,
                  forced: list[int], shown: list[int], hold: bool = False, bind_all: bool = False,
-                 cite_after: Callable[[Sequence[int]], Sequence[int] | None] | None = None,
+                 cite_after: Callable[[Sequence[int]], Sequence[int] | None] | None = None, distinct: bool = True,
                  ) -> Generator[StreamEvent, None, tuple[list[int], list[float], _SpanStreamer]]:
         """Constrained generation on a worker thread after ``prompt + forced`` (``forced``: the
         start of the answer, written by the runtime), its tokens streamed as events (``shown``:
         the part of ``forced`` the streamer reads first). ``hold``: every event is sent as an empty
         one, for a caller that shows the text only once it is checked. ``flt`` binds the first item
         of a mixed answer only, or every item with ``bind_all``. ``cite_after``: the citation rule
-        (:func:`~neo_sdk.session._grounded.citation_rule`). Closing this generator early
+        (:func:`~neo_sdk.session._grounded.citation_rule`); ``distinct=False`` lets the text cite an
+        item ``forced`` already names. Closing this generator early
         (a client gone, a timeout) stops the generation at its next token.
 
         Returns the answer's tokens (``forced`` and the generated ones) with their log-probabilities
@@ -363,6 +364,7 @@ class Responder:
                         pad_token_id=neo.encoder.end_id, format=fmt, filter=flt,
                         filtered_items=1 if fmt == "mixed" and not bind_all else None, max_new_tokens=max_new_tokens,
                         streamer=streamer, with_scores=True, prompt_length=len(prompt), cite_after=cite_after,
+                        distinct=distinct,
                     )
             except _Cancelled:
                 self.stopped_generations += 1

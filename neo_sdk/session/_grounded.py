@@ -57,13 +57,15 @@ def explain_grounded(responder: Responder, prompt: list[int], request: Request, 
     forced = neo.encoder.completion_ids(f"{item_marker(item.id)} {grounds.line(neo.facts)}")
     usage["prompt"] += len(forced) - len(span)
     usage["completion"] += len(span)
-    # the explanation may cite only the items its grounds name (the item itself included)
+    # the explanation may cite only the items its grounds name. They are already spans of the forced
+    # grounds line, so the constraint's "never the same item twice" must not count those: with it, no
+    # grounds item could be cited and the model wrote "like 1997" where the item belonged
     positions = neo.trie.position_of()
-    citable = [i for i in dict.fromkeys([item.id, *mentioned_items(grounds.line(neo.facts))]) if i in positions]
+    citable = [i for i in dict.fromkeys(mentioned_items(grounds.line(neo.facts))) if i in positions and i != item.id]
     cited = TrieFilter.create(neo.trie, allow=citable)
     generated, log_probs, streamer = yield from responder.generate(
         prompt, "mixed", cited, max_new_tokens, usage, forced=forced, shown=[], hold=True, bind_all=True,
-        cite_after=responder.cite_after)
+        cite_after=responder.cite_after, distinct=False)
     said = streamer.segments(generated[len(forced):], log_probs[len(forced):], answered=True)
     found = responder.checker.check_explanation(marked(said), item.id, focus=focus, history=basis)
     if has_words(said) and found.passes:

@@ -79,6 +79,7 @@ class Session:
             focus=self.focus,
             history=self.history,
             shown=list(dict.fromkeys(i.id for a in self.answers for i in a.answer_items)),
+            last_aspect=self.answers[-1].request.aspect if self.answers else None,
         )
         return resolve(text, self.neo.steering, state, **steering)
 

@@ -87,6 +87,7 @@ _ORDINAL = re.compile(
 )
 _THIS = re.compile(r"\b(this|that|it)( one)?\b")
 _PRONOUN = re.compile(r"\b(this|that|it|this one|that one|the one)\b(?! (is|are) (a|an|the)\b)")
+_REF = r"(?:it|that|this|that one|this one|the \w+(?: one)?|#\d+|number \w+)"  # how a question points at an item
 # questions about one item, by aspect (checked in this order)
 _ASPECTS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("people", re.compile(
@@ -97,13 +98,14 @@ _ASPECTS: tuple[tuple[str, re.Pattern[str]], ...] = (
         r"\b(when|what year|which year|which decade|how old|how recent|how new)\b"
         r"|\b(is|was|are|were)\b.{1,30}?\b(from|(made|released|out|published|written|recorded|aired|produced|shot) in"
         r"|older|newer|recent)\b"
-        r"|\b(is|was|are|were) (it|that|this|they|those|the \w+ one|#\d+|number \d+)( one)?( really| actually)?"
+        rf"|\b(is|was|are|were) ({_REF}|they|those)( really| actually)?"
         r" (in|old|new)\b")),
     ("facts", re.compile(
-        r"\bwhat(?:'s| is| was) (?:it|that|this|the \w+ one|#\d+|number \d+)(?: one)? about\b"
+        rf"\bwhat(?:'s| is| was) {_REF} about\b"
+        rf"|^(?:and |so )?who(?:'s| is| was) {_REF}\s*\??$"
         r"|\btell me (?:more |a bit |something )?about\b|\bmore (?:info|information|details) (?:on|about)\b"
-        r"|\bwhat (?:kind|sort|type) of\b|\bwhat (?:genres?|categor\w+)\b|\bdescribe (?:it|that|this|the \w+ one|#\d+)\b"
-        r"|\bwhat(?:'s| is) (?:it|that|this|the \w+ one|#\d+|number \w+)(?: one)?\s*\??$|\b(?:story|plot|premise|synopsis|"
+        rf"|\bwhat (?:kind|sort|type) of\b|\bwhat (?:genres?|categor\w+)\b|\bdescribe {_REF}\b"
+        rf"|\bwhat(?:'s| is) {_REF}\s*\??$|\b(?:story|plot|premise|synopsis|"
         r"summary|gist) of\b|\bwhat (?:is|are) (?:it|that|this)"
         r" (?:like|about)\b")),
     ("why", re.compile(
@@ -115,6 +117,7 @@ _LIKE_VERB = re.compile(r"\b(would|will|should|do|does|did|might|could|can|i|i'd
                         r"(like|love|enjoy)\b")
 _MORE = re.compile(r"\b(more|others?|another|different (ones|\w+s)|something else|anything else|else|new ones)\b")
 _SHOW_ME = re.compile(r"^\s*(please\s+)?(show|give|get|find)\s+me\b")
+_ELLIPTIC = re.compile(r"^\s*(and |so |ok |okay )?((what|how) about )?(the \w+( one)?|#\d+|number \w+)\s*\??\s*$")
 _WHAT_ABOUT = re.compile(r"^\s*(and |so |ok |okay )?(what|how) about\b")
 _NARROW = re.compile(r"\b(those|these|them|the ones|ones|of them|of those|of these|the list|that list|this list)\b"
                      r"|^\s*(and |so )?which (are|ones|were|is)\b")
@@ -174,6 +177,7 @@ class DialogueState:
     focus: str | None = None
     history: list[str] = field(default_factory=list)
     shown: list[str] = field(default_factory=list)  # every answer item the session has shown, oldest first
+    last_aspect: str | None = None  # the very last answer was a question about an item: its aspect
 
 
 def resolve(
@@ -255,10 +259,11 @@ class _Reading:
         if self.referenced:
             self.reasons.append(f"reference: {self.referenced}")
         if _NEGATE.search(self.t):
-            target = self.referenced or self.state.focus
-            if target:
+            targets = _ordinal_items(self.t, self.state) or ([self.state.focus] if self.state.focus else [])
+            for target in targets:  # "remove the 2nd and the 4th"
                 self.negated.append(target)
                 self.reasons.append(f"exclude: {target}")
+            if targets:
                 self.referenced = None
 
     def read_question(self) -> None:
@@ -267,15 +272,21 @@ class _Reading:
         if _PROFILE.search(t):
             return
         aspect = next((name for name, pattern in _ASPECTS if pattern.search(t)), None)
+        kind_question = re.match(r"^(?:and |so )?(?:which|what) (\w+) (?:is|was|are|were)\b", t)
+        if kind_question and kind_question.group(1) in self.vocab.type_words:
+            aspect = "facts"  # "which show is the second one part of?"
+        if aspect is None and state.last_aspect and _ELLIPTIC.match(t) and self.referenced:
+            aspect = state.last_aspect  # "and the second one?" after "who wrote the first one?"
         if aspect is None:
             return
         comparison = bool(_LIKE_THIS.search(t)) and not _LIKE_VERB.search(t)  # "more like the second one"
-        if comparison or (aspect == "why" and _RECOMMEND.search(t) and self.referenced is None):
+        if comparison or (aspect == "why" and _RECOMMEND.search(t) and self.referenced is None
+                          and not _PRONOUN.search(t)):
             return  # "recommend one and explain why", "more like this, why?": a recommendation with reasons
         item = self.referenced or _title_in(t, self.vocab)
         if item is None and (_PRONOUN.search(t) or len(t.split()) <= 3):
             item = (state.last_items[0] if len(state.last_items) == 1 else None) or state.focus
-            if aspect == "why" and len(t.split()) <= 3 and state.last_items:
+            if aspect == "why" and len(t.split()) <= 3 and state.last_items and not state.last_aspect:
                 item = state.last_items[0]  # a bare "why?" asks about the answer just given
         if item is None:
             return
@@ -295,7 +306,7 @@ class _Reading:
             (bool(_NARROW.search(t)) and len(state.last_items) >= 2) or bool(_WHAT_ABOUT.match(t)))
         if cue_task == "search" and follow_up and not self.names_a_title:
             cue_task = None  # "which of them are comedies", "what about writers?": about the last answer
-        if cue_task == "like_this" or (cue_task is None and _LIKE_TITLE.search(t)):
+        if cue_task == "like_this" or (cue_task in (None, "search") and _LIKE_TITLE.search(t)):
             match = _LIKE_TITLE.search(t)
             if match and not _THIS.match(match.group(1)):
                 self.title_item = self.vocab.find_title(match.group(1))
@@ -491,7 +502,8 @@ def _names_a_title(t: str, vocab: SteeringVocabulary) -> bool:
     return vocab.is_title(text) or vocab.is_title(_LOOKUP.sub("", text))
 
 
-_BEFORE_TITLE = re.compile(r"\b(?:like|about|is|in|of|does|did|would|enjoy|love|watch|read|directed|wrote|made)\s+")
+_BEFORE_TITLE = re.compile(r"\b(?:like|about|is|was|were|are|in|of|does|did|would|enjoy|love|watch|read|directed|"
+                           r"wrote|written|made|hosts?|stars?|presents?|narrates?|created?)\s+")
 
 
 def _title_in(t: str, vocab: SteeringVocabulary) -> str | None:
@@ -545,8 +557,15 @@ def _main_type(history: Sequence[str], vocab: SteeringVocabulary) -> str:
 
 
 def _ordinal_item(t: str, state: DialogueState) -> str | None:
+    found = _ordinal_items(t, state)
+    return found[0] if found else None
+
+
+def _ordinal_items(t: str, state: DialogueState) -> list[str]:
+    """Every item of the previous answer the words name by position, in the order named."""
+    out: list[str] = []
     if not state.last_items:
-        return None
+        return out
     for match in _ORDINAL.finditer(t):
         word, hash_n, number_n = match.group(1), match.group(2), match.group(3)
         if word:
@@ -556,10 +575,10 @@ def _ordinal_item(t: str, state: DialogueState) -> str | None:
         if index is None:
             continue
         if index == -1:
-            return state.last_items[-1]
-        if 1 <= index <= len(state.last_items):
-            return state.last_items[index - 1]
-    return None
+            out.append(state.last_items[-1])
+        elif 1 <= index <= len(state.last_items):
+            out.append(state.last_items[index - 1])
+    return list(dict.fromkeys(out))
 
 
 def _count(word: str) -> int:
@@ -590,7 +609,11 @@ def _has_filter(t: str) -> bool:
 
 
 def _years(t: str) -> tuple[int | None, int | None]:
-    match = _DECADE.search(t)
+    decades = list(_DECADE.finditer(t))
+    if len(decades) >= 2 and re.search(r"\b(or|and|to|through|till|until)\b", t[decades[0].end():decades[-1].start()]):
+        starts = sorted(_decade_start(m) for m in decades)  # "the 50s or 60s", "from the 70s to the 90s"
+        return starts[0], starts[-1] + 9
+    match = decades[0] if decades else None
     if match:
         start = _decade_start(match)
         part = match.group(1)

@@ -171,7 +171,8 @@ function whyPanel(answer, usage) {
     row("task", r.task), row("entity type", r.entity_type), row("format", r.format), row("items (k)", r.k),
     row("this (focus)", focus), row("search words", r.query), row("years", years), row("categories", r.categories),
     row("related to", related), row("excluded", (r.exclude || []).length ? `${r.exclude.length} item(s)` : null),
-    row("refines turn", r.refines)));
+    row("refines turn", r.refines), row("question", r.aspect),
+    row("narrows to", (r.within || []).length ? `${r.within.length} item(s) of the last list` : null)));
   const parts = [el("h4", { text: "How the request was read" }), read];
   if (r.reasons && r.reasons.length) parts.push(el("ul", { class: "reasons" }, r.reasons.map((t) => el("li", { text: t }))));
   const check = answer.explanation_check;
@@ -183,6 +184,11 @@ function whyPanel(answer, usage) {
       parts.push(el("ul", { class: "claims" }, check.checked.map((c) => el("li", { class: c.holds ? "true" : "false" },
         el("span", { class: "verdict", text: c.holds ? "✓ true" : "✗ false" }), ` ${c.kind}: “${c.text}”`,
         c.reason ? el("span", { class: "muted", text: ` — ${c.reason}` }) : null))));
+    }
+    if (check && check.faults && check.faults.length) {
+      parts.push(el("ul", { class: "claims" }, check.faults.map((f) => el("li", { class: "false" },
+        el("span", { class: "verdict", text: "✗ reads wrong" }), ` ${f.kind}: “${f.text}”`,
+        el("span", { class: "muted", text: ` — ${f.reason}` })))));
     }
     if (check && check.model_text) parts.push(el("p", { class: "muted", text: `The model wrote (not shown, it failed the check): ${check.model_text}` }));
   }
