@@ -105,12 +105,14 @@ _ASPECTS: tuple[tuple[str, re.Pattern[str]], ...] = (
         rf"|^(?:and |so )?who(?:'s| is| was) {_REF}\s*\??$"
         r"|\btell me (?:more |a bit |something )?about\b|\bmore (?:info|information|details) (?:on|about)\b"
         rf"|\bwhat (?:kind|sort|type) of\b|\bwhat (?:genres?|categor\w+)\b|\bdescribe {_REF}\b"
-        rf"|\bwhat(?:'s| is) {_REF}\s*\??$|\b(?:story|plot|premise|synopsis|"
-        r"summary|gist) of\b|\bwhat (?:is|are) (?:it|that|this)"
-        r" (?:like|about)\b")),
+        rf"|\bwhat(?:'s| is) {_REF}\s*\??$"
+        r"|\b(?:story|plot|premise|synopsis|summary|gist) of\b"
+        r"|\bwhat (?:is|are) (?:it|that|this) (?:like|about)\b")),
     ("why", re.compile(
-        r"\bwhy\b|\bwhat makes\b|\bexplain\b|\bjustify\b|\b(?:would|will|do|does|might|could) (?:i|we|they|he|she)\b.*"
-        r"\b(?:like|love|enjoy)\b|\b(?:i'd|i would) (?:like|love|enjoy)\b|\bany good\b|\bworth (?:it|\w+ing)\b|\bhow (?:does|would|is|will) .*\b(?:fit|suit|match)\w*\b"
+        r"\bwhy\b|\bwhat makes\b|\bexplain\b|\bjustify\b"
+        r"|\b(?:would|will|do|does|might|could) (?:i|we|they|he|she)\b.*\b(?:like|love|enjoy)\b"
+        r"|\b(?:i'd|i would) (?:like|love|enjoy)\b|\bany good\b|\bworth (?:it|\w+ing)\b"
+        r"|\bhow (?:does|would|is|will) .*\b(?:fit|suit|match)\w*\b"
         r"|\bwhat do (?:i|they|you) (?:see|get) in\b|\bwhy not\b")),
 )
 _LIKE_VERB = re.compile(r"\b(would|will|should|do|does|did|might|could|can|i|i'd|you|they|we|he|she)\s+(really\s+)?"
