@@ -270,3 +270,12 @@ def test_a_new_list_is_not_a_narrowing() -> None:
     assert not ask("only from the 90s", listed()).within  # a refinement asks again
     assert not ask("top 20", listed()).within  # more than was shown
     assert not ask("top 3 movies for me", listed()).within  # a new request
+
+
+def test_an_elliptic_question_about_a_listed_item() -> None:
+    """ "what about #3?" right after a list asks about that item; after a question, it carries the aspect on."""
+    assert (ask("what about #3?", listed()).task, ask("what about #3?", listed()).aspect) == ("about", "facts")
+    state = listed()
+    state.last_aspect = "people"
+    request = ask("and the second one?", state)
+    assert (request.task, request.aspect, request.focus) == ("about", "people", "movie:3")

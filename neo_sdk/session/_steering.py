@@ -277,8 +277,11 @@ class _Reading:
         kind_question = re.match(r"^(?:and |so )?(?:which|what) (\w+) (?:is|was|are|were)\b", t)
         if kind_question and kind_question.group(1) in self.vocab.type_words:
             aspect = "facts"  # "which show is the second one part of?"
-        if aspect is None and state.last_aspect and _ELLIPTIC.match(t) and self.referenced:
-            aspect = state.last_aspect  # "and the second one?" after "who wrote the first one?"
+        if aspect is None and _ELLIPTIC.match(t) and self.referenced:
+            if state.last_aspect:
+                aspect = state.last_aspect  # "and the second one?" after "who wrote the first one?"
+            elif _WHAT_ABOUT.match(t):
+                aspect = "facts"  # "what about #3?" right after a list: tell me about it
         if aspect is None:
             return
         comparison = bool(_LIKE_THIS.search(t)) and not _LIKE_VERB.search(t)  # "more like the second one"
