@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -200,8 +199,6 @@ def _judge(args: argparse.Namespace, log: Callable[[str], None]) -> ContextManag
         return nullcontext()
     if not args.explain:
         raise ConfigError("--judge rates the explanations section: pass --explain N with N > 0")
-    if os.getcwd() not in sys.path and "" not in sys.path:  # find module:factory in the current folder, as python -m does
-        sys.path.append(os.getcwd())
     cache = args.judge_cache or (str(Path(args.out) / "judge.sqlite") if args.out else None)
     log(f"judge: loading {args.judge} (replies cached in {cache or 'memory'})")
     return Judge(args.judge, cache=cache)

@@ -8,9 +8,9 @@ Any LangChain chat model rates each text 1-5 on three criteria (:data:`CRITERIA`
 
 Replies are read by :func:`parse_rating`: strict JSON (also inside a fenced block or with text
 around it) or ``faithful: 4`` lines. A reply without three whole scores in 1..5 is *unparsed*: counted
-and reported, never given a default score. Replies are cached in SQLite (table ``judge_ratings``) keyed
-by the sha256 of the judge's name, the system prompt and the prompt, so a rerun on the same answers
-calls the model zero times.
+and reported, never given a default score. Replies are cached in SQLite (the teacher's
+:class:`~neo_sdk.tasks._chat.CachedChat`), keyed by the judge's name, the system prompt and the
+prompt, so a rerun on the same answers calls the model zero times.
 
 Example:
     >>> judge = Judge("my_judges:ollama", cache="eval/judge.sqlite")
@@ -20,10 +20,8 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-import sqlite3
 import statistics
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -33,8 +31,8 @@ from typing import TYPE_CHECKING, Literal
 
 from tqdm.auto import tqdm
 
-from neo_sdk.errors import ConfigError, NeoError
 from neo_sdk.prompts import PromptSet, load_prompts
+from neo_sdk.tasks import CachedChat
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -132,7 +130,7 @@ class Judge:
 
     Args:
         model: a ``BaseChatModel``, or ``"module:factory"`` naming a zero-argument function returning one.
-        cache: SQLite file for the replies (table ``judge_ratings``); ``None``: in memory only.
+        cache: SQLite file of the replies (:class:`~neo_sdk.tasks._chat.CachedChat`); ``None``: in memory only.
         name: the judge's name in reports and in the cache key (default: the factory spec or the class
             name). Change it when you change the model behind the same factory.
         prompts: the prompt set with the ``judge.*`` prompts (default: the built-in one).
@@ -143,37 +141,20 @@ class Judge:
 
     def __init__(self, model: BaseChatModel | str, *, cache: str | Path | None = None, name: str | None = None,
                  prompts: PromptSet | None = None) -> None:
-        from langchain_core.language_models import BaseChatModel
-
-        from neo_sdk.tasks._teachers import _load_factory
-
-        if isinstance(model, str):
-            spec = model
-            try:
-                model = _load_factory(spec)
-            except ConfigError as exc:  # the shared loader speaks of a teacher
-                raise ConfigError(str(exc).replace(f"teacher {spec!r}", f"judge {spec!r}", 1)) from exc
-            name = name or spec
-        if not isinstance(model, BaseChatModel):
-            raise ConfigError(f"judge model must be a langchain-core BaseChatModel, got {type(model).__name__}")
-        self.model = model
-        self.name = name or type(model).__name__
+        self.chat = CachedChat(model, role="judge", cache=cache, name=name)
+        self.model, self.name, self.cache = self.chat.model, self.chat.name, self.chat.cache
         self.prompts = prompts or load_prompts()
-        self.calls = self.hits = 0
-        self.cache = str(cache) if cache is not None else ":memory:"
-        if cache is not None:
-            Path(cache).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.cache)
-        if cache is not None:
-            self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS judge_ratings (key TEXT PRIMARY KEY, judge TEXT NOT NULL,"
-            " system TEXT NOT NULL, prompt TEXT NOT NULL, reply TEXT NOT NULL, created_at REAL NOT NULL)"
-        )
-        self._db.commit()
+
+    @property
+    def calls(self) -> int:
+        return self.chat.calls
+
+    @property
+    def hits(self) -> int:
+        return self.chat.hits
 
     def close(self) -> None:
-        self._db.close()
+        self.chat.close()
 
     def __enter__(self) -> Judge:
         return self
@@ -181,38 +162,12 @@ class Judge:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def ask(self, system: str, prompt: str) -> str:
-        """The model's reply to ``prompt`` (from the cache when asked before).
-
-        Raises:
-            NeoError: the model failed (a rerun asks only what is not cached yet).
-        """
-        key = hashlib.sha256(f"{self.name}\x00{system}\x00{prompt}".encode()).hexdigest()
-        row = self._db.execute("SELECT reply FROM judge_ratings WHERE key=?", [key]).fetchone()
-        if row is not None:
-            self.hits += 1
-            return str(row[0])
-        from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
-
-        from neo_sdk.tasks._teachers import _text
-
-        messages: list[BaseMessage] = [*([SystemMessage(system)] if system else []), HumanMessage(prompt)]
-        try:
-            reply = _text(self.model.invoke(messages).content).strip()
-        except Exception as exc:  # any provider error, said once; the replies so far stay cached
-            raise NeoError(f"judge model {self.name!r} failed: {exc}") from exc
-        self.calls += 1
-        with self._db:
-            self._db.execute("INSERT OR REPLACE INTO judge_ratings VALUES (?,?,?,?,?,?)",
-                             [key, self.name, system, prompt, reply, time.time()])
-        return reply
-
     def rate(self, kind: Kind, text: str, history: Sequence[str], item: str = "") -> tuple[Rating, str]:
         """Rate one text: ``history`` lines oldest first, ``item`` the catalog facts of an explanation's
         item. Returns the rating and the raw reply."""
         listed = "\n".join(f"- {line}" for line in history) or "(none given)"
         values = {"history": listed, "text": text} | ({"item": item} if kind == "explanation" else {})
-        reply = self.ask(self.prompts.render_judge("system"), self.prompts.render_judge(kind, **values))
+        reply = self.chat.ask(self.prompts.render_judge("system"), self.prompts.render_judge(kind, **values))
         return parse_rating(reply), reply
 
 

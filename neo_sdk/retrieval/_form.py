@@ -62,9 +62,21 @@ class FormChecker:
         return re.compile(f"({cue_pattern(self.facts.citation_cues)})", re.IGNORECASE)
 
     @cached_property
-    def _lowered(self) -> dict[str, str]:
-        """Values written in lower case mid-sentence, by their catalog spelling."""
-        return {v: category_word(v) for v in self._values if category_word(v) != v}
+    def _capitalized(self) -> re.Pattern[str]:
+        """Any value as the catalog spells it, where a sentence writes it in lower case (case-sensitive)."""
+        lowered = [re.escape(v) for v in self._values if category_word(v) != v]
+        return re.compile(r"(?<![\w-])(?:" + "|".join(lowered) + r")(?![\w-])" if lowered else r"(?!x)x")
+
+    @cached_property
+    def _patterns(self) -> dict[str, re.Pattern[str]]:
+        """The grammar patterns over this catalog's values and type names (compiled once)."""
+        cat, plural = self._category, self._plural_types
+        run = rf"{cat}(?:(?:\s*,\s*|\s+and\s+|\s+or\s+){cat})*"  # a list of values
+        return {name: re.compile(pattern, re.IGNORECASE) for name, pattern in (
+            ("article", rf"\b(?:is|was|it's)\s+({run})\b(?!\s*-)"),
+            ("agreement", rf"\b(?:a|an|another|one|this|that|is|it's)\s+({run})\s+{plural}\b"),
+            ("a/an", rf"\b(a|an)\s+({cat})"),
+            ("list", run))}
 
     def faults(self, text: str) -> list[Fault]:
         """Every form fault of ``text``, in text order."""
@@ -87,32 +99,30 @@ class FormChecker:
 
     def _capitals(self, text: str) -> list[Fault]:
         out = []
-        for value, lower in self._lowered.items():
-            for match in re.finditer(rf"(?<![\w-]){re.escape(value)}(?![\w-])", text):
-                before = text[: match.start()].rstrip()
-                if not before or before[-1] in ".!?:\x00\"(":
-                    continue  # a sentence start, or right after a title
-                previous = re.search(r"(\w+)\W*$", before)
-                if previous and previous.group(1)[:1].isupper() and not _sentence_start(before, previous.start(1)) \
-                        and previous.group(1) not in self._values:
-                    continue  # part of a name ("Jack Black")
-                out.append(Fault("capital", value, f"write '{lower}' in lower case mid-sentence"))
+        for match in self._capitalized.finditer(text):
+            value, before = match.group(0), text[: match.start()].rstrip()
+            if not before or before[-1] in ".!?:\x00\"(":
+                continue  # a sentence start, or right after a title
+            previous = re.search(r"(\w+)\W*$", before)
+            if previous and previous.group(1)[:1].isupper() and not _sentence_start(before, previous.start(1)) \
+                    and previous.group(1) not in self._values:
+                continue  # part of a name ("Jack Black")
+            out.append(Fault("capital", value, f"write '{category_word(value)}' in lower case mid-sentence"))
         return out
 
     def _grammar(self, text: str) -> list[Fault]:
-        cat, plural = self._category, self._plural_types
-        run = rf"{cat}(?:(?:\s*,\s*|\s+and\s+|\s+or\s+){cat})*"
+        patterns = self._patterns
         out = []
-        for match in re.finditer(rf"\b(?:is|was|it's)\s+({run})\b(?!\s*-)", text, re.IGNORECASE):
+        for match in patterns["article"].finditer(text):
             out.append(Fault("article", match.group(0), "a category is a noun phrase here: add an article and"
                              " the type ('a drama movie')"))
-        for match in re.finditer(rf"\b(?:a|an|another|one|this|that|is|it's)\s+({run})\s+{plural}\b", text, re.IGNORECASE):
+        for match in patterns["agreement"].finditer(text):
             out.append(Fault("agreement", match.group(0), "one item, plural type: use the singular"))
-        for match in re.finditer(rf"\b(a|an)\s+({cat})", text, re.IGNORECASE):
+        for match in patterns["a/an"].finditer(text):
             article, word = match.group(1).lower(), match.group(2)
             if (article == "an") != needs_an(word):
                 out.append(Fault("a/an", match.group(0), f"write '{'an' if needs_an(word) else 'a'} {word}'"))
-        for match in re.finditer(run, text, re.IGNORECASE):
+        for match in patterns["list"].finditer(text):
             words = match.group(0)
             if "," in words and not re.search(r"\s(and|or)\s", words, re.IGNORECASE):
                 out.append(Fault("list", words, "join the last two values with 'and'"))

@@ -70,25 +70,24 @@ def people_segments(responder: Responder, item: ItemRef, question: str) -> list[
     when it names one (by a word of the relation or its role: "directed", "director", "stars")."""
     neo = responder.neo
     facts = neo.facts
-    by_relation: dict[str, list[str]] = {}
+    linked: dict[tuple[str, bool], list[str]] = {}  # (relation, the item is its source) -> the other items
     for relation, other in facts.forward.get(item.id, []):
-        by_relation.setdefault(relation, []).append(other)
+        linked.setdefault((relation, True), []).append(other)
     for relation, source in facts.reverse.get(item.id, []):  # a person: the items linked to it
-        by_relation.setdefault(f"~{relation}", []).append(source)
-    asked = {r for r in by_relation if _names_relation(question, facts.relation_words(r.lstrip("~")),
-                                                       facts.role_word(r.lstrip("~")))}
-    chosen = [r for r in by_relation if r in asked] or list(by_relation)
+        linked.setdefault((relation, False), []).append(source)
+    asked = [key for key in linked if _names_relation(question, facts.relation_words(key[0]), facts.role_word(key[0]))]
+    chosen = asked or list(linked)
     if not chosen:
         return [TextPart(text=": the catalog links no other item to it.")]
+    conjunction = neo.prompts.word("misc", "and", "and")
     out: list[Segment] = [TextPart(text=": ")]
-    for n, relation in enumerate(chosen):
-        words = facts.relation_words(relation.lstrip("~")) if not relation.startswith("~") else \
-            f"{facts.role_word(relation[1:])} of"
+    for n, (relation, outgoing) in enumerate(chosen):
+        words = facts.relation_words(relation) if outgoing else f"{facts.role_word(relation)} of"
         out.append(TextPart(text=("; " if n else "") + words + " "))
-        names = list(dict.fromkeys(by_relation[relation]))[:MAX_NAMES]
+        names = list(dict.fromkeys(linked[(relation, outgoing)]))[:MAX_NAMES]
         for m, other in enumerate(names):
             if m:
-                out.append(TextPart(text=" and " if m == len(names) - 1 else ", "))
+                out.append(TextPart(text=f" {conjunction} " if m == len(names) - 1 else ", "))
             out.append(ItemPart(item=neo.item(other, role="cited")))
     out.append(TextPart(text="."))
     return out
@@ -101,8 +100,7 @@ def when_text(responder: Responder, item: ItemRef, request: Request) -> str:
         return "The catalog gives no year for it."
     said = f"it is from {year}."
     if request.dated:
-        low = request.year_min if request.year_min is not None else -(10**9)
-        high = request.year_max if request.year_max is not None else 10**9
+        low, high = request.year_range
         return f"{'Yes' if low <= year <= high else 'No'}: {said}"
     return capitalized(said)
 

@@ -138,6 +138,12 @@ class Request(BaseModel):
         return self.year_min is not None or self.year_max is not None
 
     @property
+    def year_range(self) -> tuple[int, int]:
+        """The years the request allows, an open end as a far bound."""
+        return (self.year_min if self.year_min is not None else -(10**9),
+                self.year_max if self.year_max is not None else 10**9)
+
+    @property
     def states_facts(self) -> bool:
         """Whether the request states facts every answer has: years, category values or related items."""
         return self.dated or bool(self.categories or self.related)

@@ -25,6 +25,7 @@ from neo_sdk.session._about import answer_about
 from neo_sdk.session._answer import (
     Decoded,
     ItemPart,
+    ItemRef,
     Request,
     Segment,
     StreamEvent,
@@ -129,8 +130,7 @@ class Responder:
             return flt
         mask = flt.allowed.copy()
         if request.dated and request.entity_type in self.dated_types:
-            low = request.year_min if request.year_min is not None else -(10**9)
-            high = request.year_max if request.year_max is not None else 10**9
+            low, high = request.year_range
             mask &= (self.years >= low) & (self.years <= high)  # a type without years is not filtered
         if request.categories or request.related:
             mask &= self._facts_mask(request, mask)
@@ -159,17 +159,9 @@ class Responder:
             text = TextPart(text=neo.prompts.word("misc", "no_history", _NO_HISTORY_PROFILE))
             yield StreamEvent(text=text.text)
             return Decoded([text], {}, prompt_tokens=0, completion_tokens=0)
-        if request.task == "about":
-            usage = {"prompt": 0, "completion": 0, "truncated": 0}
-            segments, explained_by, check = yield from answer_about(
-                self, request, history, user, max_new_tokens or neo.max_new_tokens, usage)
-            return Decoded(segments, {"decode_ms": (time.perf_counter() - started) * 1000}, explained_by,
-                           prompt_tokens=usage["prompt"], completion_tokens=usage["completion"],
-                           truncated=bool(usage["truncated"]), check=check)
-        flt = self.item_filter(request, exclude) if request.task != "profile" else None
+        # a question about one item names it: no filter; a profile ranks nothing
+        flt = self.item_filter(request, exclude) if request.task not in ("profile", "about") else None
         timings = {"filter_ms": (time.perf_counter() - started) * 1000}
-        if flt is not None and request.within:
-            return (yield from self._run_within(request, flt, timings))
         if flt is not None and flt.num_allowed == 0:
             nothing = TextPart(text=self._nothing_left(request))
             yield StreamEvent(text=nothing.text)
@@ -180,13 +172,17 @@ class Responder:
         usage = {"prompt": 0, "completion": 0, "truncated": 0}
         explained_by: str | None = None
         check: dict[str, Any] | None = None
-        if ranked:
+        cap = max_new_tokens or neo.max_new_tokens
+        if request.task == "about":
+            segments, explained_by, check = yield from answer_about(self, request, history, user, cap, usage)
+        elif flt is not None and request.within:
+            segments = yield from self._run_within(request, flt)
+        elif ranked:
             assert flt is not None
             segments = yield from self._run_ranked(request, history, user, flt, timings, usage)
         else:
             prompt = neo.encoder.prompt_ids(neo.prompt_text(request, history, user))
             usage["prompt"] = len(prompt)
-            cap = max_new_tokens or neo.max_new_tokens
             if request.format == "ids":
                 segments = yield from self._run_ids(prompt, request, flt, usage)
             elif self.grounded and request.task == "profile":
@@ -202,8 +198,7 @@ class Responder:
         return Decoded(segments, timings, explained_by, prompt_tokens=usage["prompt"],
                        completion_tokens=usage["completion"], truncated=bool(usage["truncated"]), check=check)
 
-    def _run_within(self, request: Request, flt: TrieFilter, timings: dict[str, float],
-                    ) -> Generator[StreamEvent, None, Decoded]:
+    def _run_within(self, request: Request, flt: TrieFilter) -> Generator[StreamEvent, None, list[Segment]]:
         """A narrowing of the previous answer: its items the filter keeps, in their order, at most
         ``k`` (the model already decoded them; nothing new is decoded)."""
         positions = self.neo.trie.position_of()
@@ -211,15 +206,20 @@ class Responder:
         if not kept:
             nothing = TextPart(text=self._nothing_left(request))
             yield StreamEvent(text=nothing.text)
-            return Decoded([nothing], timings, prompt_tokens=0, completion_tokens=0)
+            return [nothing]
+        return (yield from self._listed([self.neo.item(i) for i in kept], numbered=True))
+
+    def _listed(self, refs: Sequence[ItemRef], *, numbered: bool) -> Generator[StreamEvent, None, list[Segment]]:
+        """Items as an answer's segments, streamed: ``1. <item>``, one a line when ``numbered``."""
         segments: list[Segment] = []
-        for n, item_id in enumerate(kept, 1):
-            ref = self.neo.item(item_id)
-            number = f"{'' if n == 1 else chr(10)}{n}. "
-            segments += [TextPart(text=number), ItemPart(item=ref)]
-            yield StreamEvent(text=number)
+        for n, ref in enumerate(refs, 1):
+            if numbered:
+                number = f"{'' if n == 1 else chr(10)}{n}. "
+                segments.append(TextPart(text=number))
+                yield StreamEvent(text=number)
+            segments.append(ItemPart(item=ref))
             yield StreamEvent(text=ref.label(), item=ref)
-        return Decoded(segments, timings, prompt_tokens=0, completion_tokens=0)
+        return segments
 
     def _run_ranked(self, request: Request, history: Sequence[str], user: str | None, flt: TrieFilter,
                     timings: dict[str, float], usage: dict[str, int]) -> Generator[StreamEvent, None, list[Segment]]:
@@ -249,17 +249,9 @@ class Responder:
         elif other:
             order = reciprocal_rank_fusion([model_order, [i for i in other if i in decoded]],
                                            weights=[1.0, chosen.weight])
-        segments: list[Segment] = []
-        for n, item in enumerate(order[:k], 1):
-            ref = neo.item(item, score=score_of[item])
-            usage["completion"] += len(neo.encoder.span(item))
-            if request.format == "ids":
-                number = f"{'' if n == 1 else chr(10)}{n}. "
-                segments.append(TextPart(text=number))
-                yield StreamEvent(text=number)
-            segments.append(ItemPart(item=ref))
-            yield StreamEvent(text=ref.label(), item=ref)
-        return segments
+        usage["completion"] += sum(len(neo.encoder.span(item)) for item in order[:k])
+        refs = [neo.item(item, score=score_of[item]) for item in order[:k]]
+        return (yield from self._listed(refs, numbered=request.format == "ids"))
 
     @property
     def checker(self) -> GroundednessChecker:
@@ -314,15 +306,8 @@ class Responder:
                  usage: dict[str, int]) -> Generator[StreamEvent, None, list[Segment]]:
         neo = self.neo
         ranked = self.beams.search(prompt, k=request.k, filter=flt)
-        segments: list[Segment] = []
-        for n, scored in enumerate(ranked, 1):
-            ref = neo.item(scored.item_id, score=scored.score)
-            usage["completion"] += len(neo.encoder.span(scored.item_id))
-            number = f"{'' if n == 1 else chr(10)}{n}. "
-            segments += [TextPart(text=number), ItemPart(item=ref)]
-            yield StreamEvent(text=number)
-            yield StreamEvent(text=ref.label(), item=ref)
-        return segments
+        usage["completion"] += sum(len(neo.encoder.span(scored.item_id)) for scored in ranked)
+        return (yield from self._listed([neo.item(s.item_id, score=s.score) for s in ranked], numbered=True))
 
     def _run_generate(self, prompt: list[int], request: Request, flt: Any, max_new_tokens: int,
                       usage: dict[str, int]) -> Generator[StreamEvent, None, list[Segment]]:

@@ -53,15 +53,16 @@ def explain_grounded(responder: Responder, prompt: list[int], request: Request, 
     focus = request.focus if request.task == "like_this" else None
     basis = [focus] if focus else list(history)[-neo.max_history:]
     grounds = explanation_grounds(neo.facts, basis, item.id)
+    line = grounds.line(neo.facts)
     span = neo.encoder.span(item.id)
-    forced = neo.encoder.completion_ids(f"{item_marker(item.id)} {grounds.line(neo.facts)}")
+    forced = neo.encoder.completion_ids(f"{item_marker(item.id)} {line}")
     usage["prompt"] += len(forced) - len(span)
     usage["completion"] += len(span)
     # the explanation may cite only the items its grounds name. They are already spans of the forced
     # grounds line, so the constraint's "never the same item twice" must not count those: with it, no
     # grounds item could be cited and the model wrote "like 1997" where the item belonged
     positions = neo.trie.position_of()
-    citable = [i for i in dict.fromkeys(mentioned_items(grounds.line(neo.facts))) if i in positions and i != item.id]
+    citable = [i for i in dict.fromkeys(mentioned_items(line)) if i in positions and i != item.id]
     cited = TrieFilter.create(neo.trie, allow=citable)
     generated, log_probs, streamer = yield from responder.generate(
         prompt, "mixed", cited, max_new_tokens, usage, forced=forced, shown=[], hold=True, bind_all=True,

@@ -16,6 +16,7 @@ from neo_sdk.tasks._alignment import (
     build_alignment_examples,
     item_queries,
 )
+from neo_sdk.tasks._chat import CachedChat
 from neo_sdk.tasks._example import ITEM_MARKER, Example, item_marker, mentioned_items
 from neo_sdk.tasks._facts import CatalogFacts, format_history
 from neo_sdk.tasks._grounds import (
@@ -43,6 +44,7 @@ __all__ = [
     "MAX_HISTORY",
     "TASKS",
     "AlignmentConfig",
+    "CachedChat",
     "CatalogFacts",
     "Example",
     "ExplanationGrounds",

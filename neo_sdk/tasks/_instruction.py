@@ -207,15 +207,7 @@ class _Builder:
                 continue
             cuts = [len(history) - 1 - j for j in range(min(cfg.explain_per_user, len(history) - 1))]
             for t in cuts:
-                target, seen = history[t], history[max(0, t - cfg.max_history): t]
-                reason = self.teacher.explain(f, seen, target, rng)
-                grounds = explanation_grounds(f, seen, target).line(f)
-                kind = f.type_of(target)
-                yield self._example(
-                    "explain", rng, f"{item_marker(target)} {grounds} {reason}", kind, "mixed",
-                    {"user": user, "target": target, "cut": t, "teacher": self.teacher.name, "grounds": grounds},
-                    history=format_history(seen), type=kind, user=f.user_text(user),
-                )
+                yield self._explained("explain", rng, user, t)
 
     def profile(self) -> Iterator[Example]:
         rng, f, cfg = self._rng("profile"), self.facts, self.config
@@ -238,17 +230,23 @@ class _Builder:
         users = [u for u in self.users if len(f.train[u]) >= 2]
         total = cfg.about_examples if cfg.about_examples is not None else min(400, len(users) // 3)
         for user in self._bar(sorted(rng.sample(users, min(total, len(users)))), "about"):
-            history = f.train[user]
-            t = rng.randrange(1, len(history))
-            target, seen = history[t], history[max(0, t - cfg.max_history): t]
-            reason = self.teacher.explain(f, seen, target, rng)
-            grounds = explanation_grounds(f, seen, target).line(f)
-            kind = f.type_of(target)
-            yield self._example(
-                "about", rng, f"{item_marker(target)} {grounds} {reason}", kind, "mixed",
-                {"user": user, "target": target, "cut": t, "teacher": self.teacher.name, "grounds": grounds},
-                item=item_marker(target), history=format_history(seen), type=kind, user=f.user_text(user),
-            )
+            yield self._explained("about", rng, user, rng.randrange(1, len(f.train[user])))
+
+    def _explained(self, task: str, rng: random.Random, user: str, t: int) -> Example:
+        """The user's item at ``t`` with the grounds and the teacher's reason over the items before it
+        (``explain``: the history asks for it; ``about``: the prompt names it too)."""
+        f = self.facts
+        history = f.train[user]
+        target, seen = history[t], history[max(0, t - self.config.max_history): t]
+        reason = self.teacher.explain(f, seen, target, rng)
+        grounds = explanation_grounds(f, seen, target).line(f)
+        kind = f.type_of(target)
+        named = {"item": item_marker(target)} if task == "about" else {}
+        return self._example(
+            task, rng, f"{item_marker(target)} {grounds} {reason}", kind, "mixed",
+            {"user": user, "target": target, "cut": t, "teacher": self.teacher.name, "grounds": grounds},
+            history=format_history(seen), type=kind, user=f.user_text(user), **named,
+        )
 
     # ---------------------------------------------------------- per item
     def _search_facts(self, item_id: str) -> list[tuple[str, ...]]:

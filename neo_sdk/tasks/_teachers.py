@@ -5,8 +5,8 @@
   shares with the history. Deterministic given the random generator it is handed.
 * :class:`LangChainTeacher` asks any LangChain chat model (given as an object or as
   ``"module:factory"``), giving it the grounded template label as its facts, and swaps item titles
-  in the answer for item markers. Answers are cached in SQLite, keyed by a hash of the model name
-  and the prompt, so rebuilding the examples never calls the model twice for the same prompt.
+  in the answer for item markers. Answers are cached in SQLite (:class:`~neo_sdk.tasks._chat.CachedChat`),
+  so rebuilding the examples never calls the model twice for the same prompt.
   With a ``check`` (a :class:`LabelCheck`, e.g. ``neo_sdk.retrieval.GroundednessChecker``) a
   label is kept only when it makes at least one checkable claim, every claim is true and it has no
   form fault; any other label is replaced by the template's, which is true by construction.
@@ -14,17 +14,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import importlib
 import random
 import re
-import sqlite3
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from neo_sdk.errors import ConfigError, NeoError
+from neo_sdk.tasks._chat import CachedChat
 from neo_sdk.tasks._example import ITEM_MARKER, item_marker
 from neo_sdk.tasks._facts import CatalogFacts
 from neo_sdk.tasks._grounds import (
@@ -190,7 +186,8 @@ class LangChainTeacher:
     Args:
         model: a ``BaseChatModel``, or ``"module:factory"`` naming a function that returns one
             (what ``--teacher`` takes on the command line).
-        cache: SQLite file for the labels (table ``teacher_labels``); ``None``: in memory only.
+        cache: SQLite file of the model's replies (:class:`~neo_sdk.tasks._chat.CachedChat`);
+            ``None``: in memory only.
         name: the model's name in the cache key (default: the factory spec or the class name).
             Change it when you change the model behind the same factory.
         check: keeps a label only when it has a checkable claim and every claim is true; the
@@ -205,33 +202,18 @@ class LangChainTeacher:
         self, model: BaseChatModel | str, *, cache: str | Path | None = None, name: str | None = None,
         check: LabelCheck | None = None,
     ) -> None:
-        from langchain_core.language_models import BaseChatModel
-
-        if isinstance(model, str):
-            spec = model
-            model = _load_factory(spec)
-            name = name or spec
-        if not isinstance(model, BaseChatModel):
-            raise ConfigError(
-                f"teacher model must be a langchain-core BaseChatModel, got {type(model).__name__}"
-            )
-        self.model = model
-        self.name = name or type(model).__name__
-        self.calls = 0
+        self.chat = CachedChat(model, role="teacher", cache=cache, name=name)
+        self.model, self.name = self.chat.model, self.chat.name
         self.check = check
         self.kept = self.replaced = 0
         self._grounding = TemplateTeacher()
-        self._db = sqlite3.connect(str(cache) if cache is not None else ":memory:")
-        if cache is not None:
-            self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS teacher_labels (key TEXT PRIMARY KEY, model TEXT NOT NULL,"
-            " prompt TEXT NOT NULL, label TEXT NOT NULL, created_at REAL NOT NULL)"
-        )
-        self._db.commit()
+
+    @property
+    def calls(self) -> int:
+        return self.chat.calls
 
     def close(self) -> None:
-        self._db.close()
+        self.chat.close()
 
     def explain(
         self, facts: CatalogFacts, history: Sequence[str], target: str, rng: random.Random
@@ -278,27 +260,8 @@ class LangChainTeacher:
 
     def ask(self, facts: CatalogFacts, prompt: str) -> str:
         """The model's one-line answer to ``prompt`` (from the cache when asked before)."""
-        system = facts.prompts.render_teacher("llm_system") if facts.prompts.teacher.get(
-            "llm_system") else ""
-        key = hashlib.sha256(f"{self.name}\x00{system}\x00{prompt}".encode()).hexdigest()
-        row = self._db.execute("SELECT label FROM teacher_labels WHERE key=?", [key]).fetchone()
-        if row is not None:
-            return str(row[0])
-        from langchain_core.messages import HumanMessage, SystemMessage
-
-        messages: list[Any] = ([SystemMessage(system)] if system else []) + [HumanMessage(prompt)]
-        try:
-            reply = self.model.invoke(messages)
-        except Exception as exc:  # any provider error: translate once, here
-            raise NeoError(f"teacher model {self.name!r} failed: {exc}") from exc
-        self.calls += 1
-        label = " ".join(_text(reply.content).split())
-        with self._db:
-            self._db.execute(
-                "INSERT OR REPLACE INTO teacher_labels VALUES (?,?,?,?,?)",
-                [key, self.name, prompt, label, time.time()],
-            )
-        return label
+        system = facts.prompts.render_teacher("llm_system") if facts.prompts.teacher.get("llm_system") else ""
+        return " ".join(self.chat.ask(system, prompt).split())
 
 
 _LEAD_WEIGHT = {"person": 3, "genres": 2, "decade": 1}
@@ -321,31 +284,6 @@ def _genre_values(facts: CatalogFacts, genres: Sequence[str]) -> dict[str, str]:
 def _facts_of(line: str) -> str:
     """A grounds line without its label (``Facts: a; b.`` -> ``a; b.``)."""
     return line.split(": ", 1)[1] if ": " in line else line
-
-
-def _load_factory(spec: str) -> Any:
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise ConfigError(f"teacher {spec!r}: expected 'module:factory', e.g. 'my_teachers:ollama'")
-    try:
-        factory = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"teacher {spec!r}: cannot import {attr!r} from {module_name!r}: {exc}") from exc
-    if not callable(factory):
-        raise ConfigError(f"teacher {spec!r}: {attr!r} is not callable")
-    return factory()
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    parts = []
-    for block in content or []:
-        if isinstance(block, str):
-            parts.append(block)
-        elif isinstance(block, dict) and block.get("type") == "text":
-            parts.append(str(block.get("text", "")))
-    return " ".join(parts)
 
 
 def _titled(facts: CatalogFacts, text: str) -> str:
